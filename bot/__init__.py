@@ -1,0 +1,1 @@
+"""memorybot: the Telegram front end (handlers, intake, CLI)."""

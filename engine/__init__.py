@@ -1,0 +1,1 @@
+"""memorybot: the memory engine (domain logic and the write protocol)."""

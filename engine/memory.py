@@ -1,0 +1,100 @@
+"""Domain values handed out by the engine (never ORM rows)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.errors import EmptyText, TextTooLong
+from storage.models import MemoryRow
+from storage.vectors import Vector, VectorRecord, VectorRef
+
+
+@dataclass(frozen=True)
+class Memory:
+    id: uuid.UUID
+    user_id: int
+    text: str
+    kind: str
+    tags: tuple[str, ...]
+    chat_id: int | None
+    message_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 hex digits of the id: what users type to name a memory."""
+        return self.id.hex[:8]
+
+    @classmethod
+    def from_row(cls, row: MemoryRow) -> Memory:
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            text=row.text,
+            kind=row.kind,
+            tags=tuple(row.tags or ()),
+            chat_id=row.chat_id,
+            message_id=row.message_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            expires_at=row.expires_at,
+        )
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    memory: Memory
+    created: bool  # False when the same chat message was saved before (idempotent replay)
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """A validated request to remember `text` for `user_id`."""
+
+    user_id: int
+    text: str
+    chat_id: int | None = None
+    message_id: int | None = None
+    expires_at: datetime | None = None
+    kind: str = "note"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def source(self) -> tuple[int, int] | None:
+        if self.chat_id is None or self.message_id is None:
+            return None
+        return (self.chat_id, self.message_id)
+
+
+def normalise_text(text: str, *, limit: int) -> str:
+    """Strip, drop NUL characters (PostgreSQL refuses them) and enforce the length limit."""
+    cleaned = text.replace("\x00", "").strip()
+    if not cleaned:
+        raise EmptyText()
+    if len(cleaned) > limit:
+        raise TextTooLong(len(cleaned), limit)
+    return cleaned
+
+
+def text_digest(text: str) -> str:
+    """A short fingerprint of the text a vector was made from (to spot stale vectors)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def vector_record(row: MemoryRow, embedding: Vector) -> VectorRecord:
+    return VectorRecord(
+        id=str(row.id),
+        user_id=row.user_id,
+        embedding=embedding,
+        created_at=int(row.created_at.timestamp()),
+        digest=text_digest(row.text),
+    )
+
+
+def vector_ref(row: MemoryRow) -> VectorRef:
+    return VectorRef(str(row.id), row.user_id)

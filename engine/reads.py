@@ -1,0 +1,183 @@
+"""Read paths: get, list and hybrid recall (semantic + keyword, fused by reciprocal rank)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.base import ServiceBase
+from engine.errors import MemoryNotFound
+from engine.memory import Memory, normalise_text
+from storage import repositories as repo
+from storage.models import utcnow
+
+RRF_K = 60
+STOPWORDS = frozenset(
+    (
+        "the",
+        "and",
+        "for",
+        "are",
+        "was",
+        "were",
+        "you",
+        "your",
+        "with",
+        "that",
+        "this",
+        "from",
+        "have",
+        "has",
+        "had",
+        "not",
+        "but",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "how",
+        "did",
+        "does",
+        "can",
+        "could",
+        "would",
+        "should",
+        "about",
+        "into",
+        "there",
+        "their",
+        "them",
+        "they",
+        "our",
+        "out",
+        "all",
+        "any",
+        "some",
+        "my",
+        "me",
+        "mine",
+        "its",
+        "it's",
+        "i'm",
+    )
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Memory]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.items) < self.total
+
+
+@dataclass(frozen=True)
+class RecallHit:
+    memory: Memory
+    score: float  # reciprocal-rank fusion score: only the order means something
+    similarity: float | None  # cosine similarity when the semantic search found it
+    keyword: bool  # True when the keyword search found it
+
+
+def keywords(query: str, *, limit: int = 6) -> list[str]:
+    """Distinct words of three letters or more that are not stopwords, in query order."""
+    words = [w for w in re.findall(r"\w+", query.lower()) if len(w) >= 3 and w not in STOPWORDS]
+    return list(dict.fromkeys(words))[:limit]
+
+
+def fuse(rankings: Sequence[Sequence[uuid.UUID]]) -> dict[uuid.UUID, float]:
+    """Reciprocal-rank fusion: sum of 1 / (60 + rank) over the lists an id appears in."""
+    scores: dict[uuid.UUID, float] = {}
+    for ranking in rankings:
+        for rank, memory_id in enumerate(ranking, start=1):
+            scores[memory_id] = scores.get(memory_id, 0.0) + 1.0 / (RRF_K + rank)
+    return scores
+
+
+class ReadOps(ServiceBase):
+    """`get`, `list` and `recall`; expired memories are never returned."""
+
+    async def get(self, *, user_id: int, memory_id: uuid.UUID) -> Memory:
+        """One live memory of `user_id`; raises MemoryNotFound otherwise."""
+        async with self.db.reads() as session:
+            row = await repo.get_memory(
+                session, memory_id=memory_id, user_id=user_id, now=utcnow()
+            )
+        if row is None:
+            raise MemoryNotFound(memory_id.hex[:8])
+        return Memory.from_row(row)
+
+    async def list(self, *, user_id: int, offset: int = 0, limit: int = 10) -> Page:
+        """A page of live memories, newest first."""
+        now = utcnow()
+        async with self.db.reads() as session:
+            rows = await repo.list_memories(
+                session, user_id=user_id, now=now, limit=limit, offset=offset
+            )
+            total = await repo.count_memories(session, user_id=user_id, now=now)
+        return Page([Memory.from_row(r) for r in rows], total, offset, limit)
+
+    async def recall(
+        self,
+        *,
+        user_id: int,
+        query: str,
+        k: int | None = None,
+        min_similarity: float | None = None,
+    ) -> builtins.list[RecallHit]:
+        """The memories of `user_id` that best match `query`, best first.
+
+        Semantic hits (cosine similarity at least `min_similarity`) and keyword hits on the
+        SQL text are merged by reciprocal-rank fusion. A vector without a live row (expired,
+        deleted, or an orphan) is dropped, so recall never shows what SQL does not hold.
+
+        Args:
+            user_id: whose memories to search.
+            query: what to look for.
+            k: how many results at most (default `recall_top_k`).
+            min_similarity: the semantic floor (default `recall_min_similarity`).
+        """
+        text = normalise_text(query, limit=self.settings.max_memory_chars)
+        k = k or self.settings.recall_top_k
+        floor = self.settings.recall_min_similarity if min_similarity is None else min_similarity
+        now = utcnow()
+        embedding = asyncio.ensure_future(self.embedder.embed(text))
+        try:
+            async with self.db.reads() as session:
+                owned = await repo.count_memories(session, user_id=user_id, now=now)
+                by_keyword = await repo.keyword_search(
+                    session, user_id=user_id, terms=keywords(text), now=now, limit=k * 2
+                )
+            vector = await embedding
+        finally:
+            embedding.cancel()
+        hits = await self.vectors.query(
+            user_id=user_id, embedding=vector, k=k * 2, user_count=owned
+        )
+        similar = {uuid.UUID(h.id): h.similarity for h in hits if h.similarity >= floor}
+        async with self.db.reads() as session:
+            live = await repo.live_memories(session, ids=list(similar), user_id=user_id, now=now)
+        semantic = [memory_id for memory_id in similar if memory_id in live]
+        live.update({row.id: row for row in by_keyword})
+        lexical = [row.id for row in by_keyword]
+        scores = fuse([semantic, lexical])
+        ranked = sorted(scores, key=lambda memory_id: scores[memory_id], reverse=True)[:k]
+        return [
+            RecallHit(
+                memory=Memory.from_row(live[memory_id]),
+                score=scores[memory_id],
+                similarity=similar.get(memory_id),
+                keyword=memory_id in lexical,
+            )
+            for memory_id in ranked
+        ]

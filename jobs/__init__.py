@@ -1,0 +1,1 @@
+"""memorybot: scheduled jobs (expiry, sweep, broadcast delivery)."""

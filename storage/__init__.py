@@ -1,0 +1,1 @@
+"""memorybot: storage adapters (SQL, Chroma, embeddings)."""

@@ -1,0 +1,83 @@
+"""Async SQLAlchemy engines and session factories for SQLite (WAL) and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+@dataclass(frozen=True)
+class Database:
+    """Session factories: `writes` for units of work, `reads` for queries.
+
+    On SQLite, write transactions start with BEGIN IMMEDIATE so that two writers queue on the
+    busy timeout instead of failing when one upgrades a read lock; reads stay deferred and,
+    thanks to WAL, never wait for a writer. On PostgreSQL both factories share one engine.
+    """
+
+    url: str
+    write_engine: AsyncEngine
+    read_engine: AsyncEngine
+    writes: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
+
+    @property
+    def dialect(self) -> str:
+        return self.write_engine.dialect.name
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()
+
+
+def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def open_database(url: str) -> Database:
+    """Build the engines for `url` (creating the SQLite file's folder if needed)."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+        read_engine = _sqlite_engine(url, begin="BEGIN")
+    else:
+        write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        read_engine = write_engine
+    return Database(
+        url=url,
+        write_engine=write_engine,
+        read_engine=read_engine,
+        writes=async_sessionmaker(write_engine, expire_on_commit=False),
+        reads=async_sessionmaker(read_engine, expire_on_commit=False),
+    )
