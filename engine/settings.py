@@ -12,13 +12,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
-_COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,40}[a-zA-Z0-9]$")
+_COLLECTION_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,40}[a-zA-Z0-9]")
 
 
 class Settings(BaseSettings):
     """Every knob of memorybot; names match `.env.example`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
@@ -76,14 +78,14 @@ class Settings(BaseSettings):
     def _check_chroma_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not re.match(r"^https?://[^/:]+(:\d+)?/?$", value):
+        if not re.fullmatch(r"https?://[^/:\s]+(:\d+)?/?", value):
             raise ValueError(f"{value!r} is not an http(s)://host:port URL")
         return value
 
     @field_validator("chroma_collection")
     @classmethod
     def _check_collection(cls, value: str) -> str:
-        if not _COLLECTION_NAME.match(value):
+        if not _COLLECTION_NAME.fullmatch(value):
             raise ValueError(
                 "use 3-42 letters, digits, '.', '_' or '-', starting with a letter/digit"
             )

@@ -45,7 +45,9 @@ class BatchQueue(Generic[In, Out]):
                 continue
             self.batches += 1
             try:
-                results = await self._run_batch([item for item, _ in live])
+                results = list(await self._run_batch([item for item, _ in live]))
+                if len(results) != len(live):
+                    raise RuntimeError(f"batch gave {len(results)} results for {len(live)} items")
             except BaseException as error:  # every caller of the batch gets the error
                 results = [error] * len(live)
                 if isinstance(error, asyncio.CancelledError):

@@ -41,7 +41,11 @@ def load_model(name: str) -> Any:
         if model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
             model = SentenceTransformer(path, device="cpu", local_files_only=True)
             _MODELS[path] = model
@@ -49,11 +53,11 @@ def load_model(name: str) -> Any:
 
 
 def sentence_transformer_encoder(name: str, *, batch_size: int = 64) -> Encode:
-    """A blocking `encode` that returns L2-normalised float32 rows."""
-    model = load_model(name)
+    """A blocking `encode` returning L2-normalised float32 rows; loads the model on first use."""
+    resolve_model_path(name)  # a bad name fails now, not at the first message
 
     def encode(texts: list[str]) -> np.ndarray:
-        vectors = model.encode(
+        vectors = load_model(name).encode(
             texts,
             batch_size=batch_size,
             normalize_embeddings=True,
@@ -96,6 +100,10 @@ class Embedder:
         loop = asyncio.get_running_loop()
         matrix = await loop.run_in_executor(self._executor, self._encode, texts)
         return list(matrix)
+
+    async def warm_up(self) -> None:
+        """Load the model and run it once, so the first user does not wait for it."""
+        await self._encode_batch(["warm up"])
 
     async def aclose(self) -> None:
         await self._queue.aclose()

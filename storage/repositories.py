@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, literal, delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Integer, case, delete, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditRow, KeyValueRow, MemoryRow, UserRow, utcnow

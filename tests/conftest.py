@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -23,10 +24,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from engine.app import MemoryEngine, open_engine  # noqa: E402
-from engine.settings import Settings  # noqa: E402
-from engine.uow import Faults  # noqa: E402
-from storage.embedder import Embedder, sentence_transformer_encoder  # noqa: E402
+from engine.app import MemoryEngine, open_engine
+from engine.settings import Settings
+from engine.uow import Faults
+from storage.embedder import Embedder, sentence_transformer_encoder
 
 PG_ADMIN = os.environ.get("MEMORYBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = "audit_log, memories, users, kv"
@@ -70,16 +71,12 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database: str
-) -> str:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str) -> str:
     """Every engine test runs on SQLite and on the real PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'memorybot.db'}"
-    try:
+    with contextlib.suppress(asyncpg.UndefinedTableError):  # first test: not migrated yet
         await _pg(f"TRUNCATE {TABLES} CASCADE", pg_database)
-    except asyncpg.UndefinedTableError:
-        pass  # first test of the session: the engine will migrate
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_database}"
 
 
@@ -141,7 +138,16 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     chroma = Path(sys.executable).parent / "chroma"
     log = (path / "server.log").open("w")
     process = subprocess.Popen(
-        [str(chroma), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(path / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -154,7 +160,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"chroma server did not start; see {path / 'server.log'}") from None
+                raise RuntimeError(
+                    f"chroma server did not start; see {path / 'server.log'}"
+                ) from None
             time.sleep(0.2)
     yield url
     process.terminate()

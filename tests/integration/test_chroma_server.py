@@ -1,0 +1,59 @@
+"""Server mode: the core paths through CHROMA_URL against a real `chroma run`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import pytest
+
+from engine.app import MemoryEngine, open_engine
+from engine.errors import CommitFailed
+from engine.settings import Settings
+from engine.uow import Faults, Step
+from storage.embedder import Embedder
+
+
+@pytest.fixture
+async def server_engine(
+    settings: Settings,
+    chroma_server: str,
+    real_encode: Callable[[list[str]], np.ndarray],
+    faults: Faults,
+) -> AsyncIterator[MemoryEngine]:
+    remote = settings.model_copy(
+        update={"chroma_url": chroma_server, "chroma_collection": f"t{uuid.uuid4().hex[:10]}"}
+    )
+    opened = await open_engine(remote, embedder=Embedder(real_encode), faults=faults)
+    yield opened
+    await opened.memories.vectors.drop()
+    await opened.aclose()
+
+
+async def test_save_recall_forget_check_through_the_server(server_engine: MemoryEngine) -> None:
+    memories = server_engine.memories
+    await server_engine.users.register(user_id=1)
+    await server_engine.users.register(user_id=2)
+    saved = await memories.save(user_id=1, text="my passport is in the blue drawer")
+    await memories.save_many(user_id=1, texts=["buy milk", "water the plants"])
+    await memories.save(user_id=2, text="someone else's passport")
+    hits = await memories.recall(user_id=1, query="where did I leave my passport")
+    assert hits[0].memory.id == saved.memory.id
+    assert all(h.memory.user_id == 1 for h in hits)
+    await memories.forget(user_id=1, memory_id=saved.memory.id)
+    report = await memories.check()
+    assert (report.sql_count, report.vector_count, report.drift) == (3, 3, False)
+    assert await memories.forget_all(user_id=1) == 2
+    assert (await memories.check(user_id=2)).vector_count == 1
+
+
+async def test_commit_failure_is_compensated_on_the_server(
+    server_engine: MemoryEngine, faults: Faults
+) -> None:
+    await server_engine.users.register(user_id=1)
+    faults.fail(Step.COMMIT)
+    with pytest.raises(CommitFailed):
+        await server_engine.memories.save(user_id=1, text="never lands")
+    report = await server_engine.memories.check()
+    assert (report.sql_count, report.vector_count, report.drift) == (0, 0, False)

@@ -1,0 +1,170 @@
+"""engine.uow.UnitOfWork when the commit fails: vector writes are undone (or reported)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from engine import uow as uow_module
+from engine.errors import CommitFailed, CompensationFailed
+from engine.uow import Step, UnitOfWork
+from storage.db import Database
+from storage.models import MemoryRow
+from storage.vectors import VectorRef
+from tests.unit.fake_vectors import (
+    FakeVectors,
+    adding_user,
+    faults_at,
+    open_test_db,
+    outcomes,
+    record,
+    rows,
+    run,
+    same,
+    saving,
+    seed,
+    users,
+)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_test_db(tmp_path)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def store() -> FakeVectors:
+    return FakeVectors()
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(uow_module, "COMPENSATION_BACKOFF_S", 0.0)
+    caplog.set_level(logging.INFO, logger="memorybot.tx")
+
+
+async def test_commit_fault_removes_the_vector_by_compensation(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory_id = uuid.uuid4()
+    with pytest.raises(CommitFailed) as caught:
+        await run(db, store, saving(memory_id), faults=faults_at(Step.COMMIT))
+    assert caught.value.step == "commit"
+    assert caught.value.ids == [str(memory_id)]
+    assert ("delete", [str(memory_id)]) in store.calls
+    assert await rows(db) == []
+    assert store.records == {}
+    assert outcomes(caplog) == ["compensated"]
+
+
+async def test_commit_fault_without_vector_writes_is_a_plain_rollback(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(CommitFailed):
+        await run(db, store, adding_user(), faults=faults_at(Step.COMMIT), op="user")
+    assert await users(db) == 0
+    assert store.calls == []
+    assert outcomes(caplog) == ["rolled_back"]
+
+
+@pytest.mark.parametrize("how", ["fault", "store_refuses", "store_applies_then_raises"])
+async def test_compensation_is_retried_until_the_stores_agree(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    faults = faults_at(Step.COMMIT, compensation=1 if how == "fault" else 0)
+    if how != "fault":
+        store.fail_next = {"delete"}
+        store.fail_after_apply = how == "store_applies_then_raises"
+    memory_id = uuid.uuid4()
+    with pytest.raises(CommitFailed):
+        await run(db, store, saving(memory_id), faults=faults)
+    deletes = [call for call in store.calls if call[0] == "delete"]
+    assert len(deletes) == (1 if how == "fault" else 2)
+    faults.check(Step.COMPENSATION)  # the planned failure was used up: no raise
+    assert await rows(db) == []
+    assert store.records == {}
+    assert outcomes(caplog) == ["compensated"]
+
+
+async def test_compensation_failing_every_attempt_names_the_ids(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts = uow_module.COMPENSATION_ATTEMPTS
+    faults = faults_at(Step.COMMIT, compensation=attempts)
+    memory_id = uuid.uuid4()
+    with pytest.raises(CompensationFailed) as caught:
+        await run(db, store, saving(memory_id), faults=faults)
+    assert caught.value.ids == [str(memory_id)]
+    assert "needs repair" in str(caught.value)
+    assert await rows(db) == []
+    assert list(store.records) == [str(memory_id)]  # the orphan the sweep must repair
+    assert outcomes(caplog) == ["compensation_failed"]
+    failed = [r for r in caplog.records if "compensation_failed" in r.getMessage()]
+    assert failed[0].levelno == logging.ERROR
+    assert str(memory_id) in failed[0].getMessage()
+
+
+async def test_delete_vectors_is_undone_when_the_commit_fails(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory_id = await seed(db, store)
+    before = store.records[str(memory_id)]
+
+    async def body(uow: UnitOfWork) -> None:
+        await uow.session.delete(await uow.session.get(MemoryRow, memory_id))
+        await uow.flush()
+        await uow.delete_vectors([VectorRef(str(memory_id), 1)])
+        assert store.records == {}
+
+    with pytest.raises(CommitFailed):
+        await run(db, store, body, faults=faults_at(Step.COMMIT), op="delete")
+    assert await rows(db) == [memory_id]
+    assert same(store.records[str(memory_id)], before)
+    assert outcomes(caplog) == ["committed", "compensated"]
+
+
+async def test_replacing_upsert_restores_the_previous_vector_when_the_commit_fails(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    old_id = await seed(db, store)
+    before = store.records[str(old_id)]
+    new_id = uuid.uuid4()
+
+    async def body(uow: UnitOfWork) -> None:
+        uow.session.add(MemoryRow(id=new_id, user_id=1, text="new"))
+        await uow.flush()
+        changed = [record(old_id, value=0.9, digest="d2"), record(new_id)]
+        await uow.upsert_vectors(changed, replacing=True)
+        assert not same(store.records[str(old_id)], before)
+
+    with pytest.raises(CommitFailed) as caught:
+        await run(db, store, body, faults=faults_at(Step.COMMIT), op="edit")
+    assert caught.value.ids == [str(old_id), str(new_id)]
+    assert list(store.records) == [str(old_id)]  # the new vector is gone, the old one back
+    assert same(store.records[str(old_id)], before)
+    assert await rows(db) == [old_id]
+    assert outcomes(caplog) == ["committed", "compensated"]
+
+
+async def test_every_vector_write_is_undone_newest_first(
+    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    async def body(uow: UnitOfWork) -> None:
+        await saving(first)(uow)
+        await saving(second, user=False)(uow)
+
+    with pytest.raises(CommitFailed) as caught:
+        await run(db, store, body, faults=faults_at(Step.COMMIT))
+    assert caught.value.ids == [str(first), str(second)]
+    undo = [call for call in store.calls if call[0] == "delete"]
+    assert undo == [("delete", [str(second)]), ("delete", [str(first)])]
+    assert store.records == {}
+    assert outcomes(caplog) == ["compensated"]
