@@ -97,7 +97,7 @@ async def cmd_reindex(settings: Settings, _args: argparse.Namespace) -> int:
     return await _with_engine(settings, work)
 
 
-async def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if settings.telegram_bot_token is None:
         print(
             "memorybot: no TELEGRAM_BOT_TOKEN configured; set it in .env, "
@@ -105,15 +105,69 @@ async def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print("memorybot: the Telegram front end is not part of this build yet", file=sys.stderr)
-    return 2
+    from bot.runner import run_polling, run_webhook
+
+    return await (run_webhook(settings) if args.webhook else run_polling(settings))
+
+
+async def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    return await run_console(settings)
+
+
+async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.ledger import UpdateLedger
+
+    async def work(engine: MemoryEngine) -> int:
+        ledger = UpdateLedger(engine.db)
+        letters = await ledger.dead_letters(pending_only=not args.all)
+        if args.dlq_command == "list":
+            for letter in letters:
+                print(
+                    f"#{letter.id} update={letter.update_id} chat={letter.chat_id} "
+                    f"at={letter.created_at:%Y-%m-%d %H:%M} {letter.error[:120]}"
+                )
+            print(f"{len(letters)} dead letter(s)")
+            return 0
+        return await replay(settings, ledger, [lt for lt in letters if args.id in (None, lt.id)])
+
+    return await _with_engine(settings, work)
+
+
+async def replay(settings: Settings, ledger: Any, letters: list[Any]) -> int:
+    """Run parked updates through the bot again (needs the Bot API: a token)."""
+    if not letters:
+        print("nothing to replay")
+        return 0
+    if settings.telegram_bot_token is None:
+        print("memorybot: replay needs TELEGRAM_BOT_TOKEN (it answers the users)", file=sys.stderr)
+        return 2
+    from bot.intake import updates_from
+    from bot.runner import running_bot
+
+    async with running_bot(settings) as processor:
+        for letter in letters:
+            await processor.process_batch(updates_from([letter.raw], processor.app), replay=True)
+            await ledger.mark_replayed(letter.id)
+            print(f"replayed #{letter.id} (update {letter.update_id})")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memorybot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the Telegram bot (polling)")
+    run = sub.add_parser("run", help="run the Telegram bot (polling, or --webhook)")
+    run.add_argument("--webhook", action="store_true", help="serve a webhook instead of polling")
     run.set_defaults(handler=cmd_run)
+    sub.add_parser(
+        "console", help="chat with the bot in this terminal (no token needed)"
+    ).set_defaults(handler=cmd_console)
+    dlq = sub.add_parser("dlq", help="updates that kept failing")
+    dlq.add_argument("dlq_command", choices=["list", "replay"])
+    dlq.add_argument("id", nargs="?", type=int, default=None, help="replay only this one")
+    dlq.add_argument("--all", action="store_true", help="include replayed ones")
+    dlq.set_defaults(handler=cmd_dlq)
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)

@@ -74,3 +74,14 @@ class CompensationFailed(WriteFailed):
 class SourceTaken(InvalidInput):
     def __init__(self) -> None:
         super().__init__("That message was already saved by someone else.")
+
+
+class AmbiguousId(InvalidInput):
+    def __init__(self, prefix: str) -> None:
+        super().__init__(f"More than one memory starts with {prefix}; type more of the id.")
+        self.prefix = prefix
+
+
+class BadId(InvalidInput):
+    def __init__(self, given: str) -> None:
+        super().__init__(f"{given!r} is not a memory id; ids look like 3f2a9c1b.")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.base import ServiceBase
-from engine.errors import MemoryNotFound
+from engine.errors import AmbiguousId, BadId, MemoryNotFound
 from engine.memory import Memory, normalise_text
 from storage import repositories as repo
 from storage.models import utcnow
@@ -116,6 +116,30 @@ class ReadOps(ServiceBase):
         if row is None:
             raise MemoryNotFound(memory_id.hex[:8])
         return Memory.from_row(row)
+
+    async def resolve(self, *, user_id: int, ref: str) -> Memory:
+        """The live memory of `user_id` named by a short id (4+ hex digits) or a full UUID.
+
+        Raises:
+            BadId, MemoryNotFound, AmbiguousId.
+        """
+        cleaned = ref.strip().lower().replace("-", "")
+        if not re.fullmatch(r"[0-9a-f]{4,32}", cleaned):
+            raise BadId(ref[:40])
+        async with self.db.reads() as session:
+            rows = await repo.memories_by_prefix(
+                session, user_id=user_id, prefix=cleaned, now=utcnow()
+            )
+        if not rows:
+            raise MemoryNotFound(cleaned[:8])
+        if len(rows) > 1:
+            raise AmbiguousId(cleaned)
+        return Memory.from_row(rows[0])
+
+    async def export(self, *, user_id: int) -> builtins.list[Memory]:
+        """Every live memory of `user_id`, oldest first (for /export)."""
+        page = await self.list(user_id=user_id, limit=1_000_000)
+        return page.items[::-1]
 
     async def list(self, *, user_id: int, offset: int = 0, limit: int = 10) -> Page:
         """A page of live memories, newest first."""

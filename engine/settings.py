@@ -24,6 +24,7 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_max_rate: int = Field(default=30, ge=0, le=1000)
     database_url: str = "sqlite+aiosqlite:///./data/memorybot.db"
     chroma_path: Path = Path("./data/chroma")
     chroma_url: str | None = None

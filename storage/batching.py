@@ -46,14 +46,15 @@ class BatchQueue(Generic[In, Out]):
             self.batches += 1
             try:
                 results = list(await self._run_batch([item for item, _ in live]))
-                if len(results) != len(live):
-                    raise RuntimeError(f"batch gave {len(results)} results for {len(live)} items")
             except BaseException as error:  # every caller of the batch gets the error
                 results = [error] * len(live)
                 if isinstance(error, asyncio.CancelledError):
                     for _, fut in live:
                         fut.cancel()
                     raise
+            if len(results) != len(live):
+                mismatch = RuntimeError(f"batch gave {len(results)} results for {len(live)} items")
+                results = [mismatch] * len(live)
             for (_, fut), result in zip(live, results, strict=True):
                 if fut.done():
                     continue

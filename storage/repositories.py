@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, delete, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditRow, KeyValueRow, MemoryRow, UserRow, utcnow
@@ -154,6 +166,23 @@ async def delete_memories(session: AsyncSession, *, ids: Sequence[uuid.UUID]) ->
 
 async def memory_ids_of_user(session: AsyncSession, *, user_id: int) -> list[uuid.UUID]:
     return list(await session.scalars(select(MemoryRow.id).where(MemoryRow.user_id == user_id)))
+
+
+async def memories_by_prefix(
+    session: AsyncSession, *, user_id: int, prefix: str, now: datetime
+) -> list[MemoryRow]:
+    """Live memories of `user_id` whose hex id starts with `prefix` (at most two)."""
+    head = prefix[:8]  # the first 8 hex digits read the same in every dialect's text form
+    rows = await session.scalars(
+        select(MemoryRow)
+        .where(
+            MemoryRow.user_id == user_id,
+            is_live(now),
+            cast(MemoryRow.id, String).like(f"{head}%"),
+        )
+        .limit(50)
+    )
+    return [row for row in rows if row.id.hex.startswith(prefix)][:2]
 
 
 async def add_audit(

@@ -1,0 +1,114 @@
+"""Assemble the python-telegram-bot Application from settings and the engine, in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.handlers.basics import COMMANDS, cancel, help_command, not_text, start
+from bot.handlers.common import reply
+from bot.handlers.saving import (
+    edit_command,
+    edited_message,
+    export_command,
+    forget_command,
+    plain_message,
+    save_command,
+)
+from bot.handlers.searching import (
+    button_pressed,
+    forget_all_command,
+    list_command,
+    recall_command,
+)
+from bot.services import KEY, BotServices, Context, services
+from engine.app import MemoryEngine
+from engine.settings import Settings
+
+log = logging.getLogger("memorybot.bot")
+NEW = filters.UpdateType.MESSAGE
+TEXTUAL = filters.TEXT | filters.CAPTION
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """Point at /help for commands we do not know."""
+    await reply(update, "I don't know that command. See /help.")
+
+
+async def record_failure(update: object, context: Context) -> None:
+    """The one error handler: hand the failure to intake (which retries or parks it)."""
+    if isinstance(update, Update) and context.error is not None:
+        services(context).failures[update.update_id] = context.error
+    else:
+        log.error("error outside an update", exc_info=context.error)
+
+
+def file_url_for(base_url: str) -> str:
+    """https://api.telegram.org/bot → https://api.telegram.org/file/bot"""
+    head, _, tail = base_url.rstrip("/").rpartition("/")
+    return f"{head}/file/{tail}"
+
+
+def build_application(
+    settings: Settings,
+    engine: MemoryEngine,
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """The bot: handlers, rate limiter and error handler; our own intake feeds it updates."""
+    secret = token or (
+        settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+    )
+    api = base_url or settings.telegram_api_base_url
+    limiter = AIORateLimiter(overall_max_rate=settings.telegram_max_rate, max_retries=3)
+    app = (
+        Application.builder()
+        .token(secret)
+        .base_url(api)
+        .base_file_url(file_url_for(api))
+        .rate_limiter(limiter)
+        .updater(None)
+        .build()
+    )
+    app.bot_data[KEY] = BotServices.create(engine)
+    commands = {
+        "start": start,
+        "help": help_command,
+        "cancel": cancel,
+        "save": save_command,
+        "recall": recall_command,
+        "search": recall_command,
+        "list": list_command,
+        "edit": edit_command,
+        "forget": forget_command,
+        "forget_all": forget_all_command,
+        "export": export_command,
+    }
+    for name, handler in commands.items():
+        app.add_handler(CommandHandler(name, handler, filters=NEW))
+    app.add_handler(CallbackQueryHandler(button_pressed))
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & TEXTUAL, edited_message))
+    app.add_handler(MessageHandler(NEW & filters.COMMAND, unknown_command))
+    app.add_handler(MessageHandler(NEW & TEXTUAL, plain_message))
+    app.add_handler(MessageHandler(NEW & filters.ChatType.PRIVATE & ~TEXTUAL, not_text))
+    app.add_error_handler(record_failure)
+    return app
+
+
+async def announce_commands(app: Application) -> None:  # type: ignore[type-arg]
+    """Publish the command menu; a failure is logged, never fatal."""
+    try:
+        await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+    except TelegramError as error:
+        log.warning("setMyCommands failed: %s", error)

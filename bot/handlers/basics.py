@@ -1,0 +1,66 @@
+"""/start, /help, /cancel and messages that carry no text."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.handlers.common import reply
+from bot.services import Context, services
+
+HELP = """<b>What I can do</b>
+/save <i>text</i> — remember something (plain messages are saved too)
+/save 7d <i>text</i> — remember it for 7 days (30m, 2h, 7d, 4w)
+/recall <i>question</i> — find memories by meaning (also /search)
+/list — your memories, newest first
+/edit <i>id</i> <i>text</i> — change a memory, e.g. /edit 3f2a9c1b buy oat milk
+/forget <i>id</i> — forget one memory
+/forget_all — forget everything (asks first)
+/export — all your memories as a JSON file
+/cancel — stop what I am waiting for
+
+/save or /recall alone asks for the text in your next message."""
+
+COMMANDS = [
+    ("save", "Remember something: /save [7d] text"),
+    ("recall", "Find memories by meaning"),
+    ("search", "Same as /recall"),
+    ("list", "Your memories, newest first"),
+    ("edit", "Change a memory: /edit id text"),
+    ("forget", "Forget one memory: /forget id"),
+    ("forget_all", "Forget everything (asks first)"),
+    ("export", "Download your memories as JSON"),
+    ("cancel", "Stop what I am waiting for"),
+    ("help", "How to use me"),
+]
+
+
+async def start(update: Update, context: Context) -> None:
+    """Register the user and explain the bot in three lines."""
+    await services(context).ensure_user(update)
+    await reply(
+        update,
+        "👋 I remember things for you.\n"
+        "Send me any text to save it; ask with /recall <i>question</i> to find it by meaning.\n"
+        "See /help for everything else (lists, edits, expiry, export).",
+    )
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """List every command with an example."""
+    await reply(update, HELP)
+
+
+async def cancel(update: Update, context: Context) -> None:
+    """Reset the conversation state."""
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    pending = await found.conversations.get(user_id)
+    await found.conversations.clear(user_id)
+    await reply(update, "Cancelled." if pending else "Nothing to cancel.")
+
+
+async def not_text(update: Update, context: Context) -> None:
+    """Explain that only text (or captions) can be remembered."""
+    await reply(
+        update, "I can only remember text. Send me words, or a photo or file with a caption."
+    )

@@ -1,0 +1,177 @@
+"""Saving: /save, plain text, captions, edited messages, /edit, /forget and /export."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from telegram import Update
+
+from bot.handlers.common import command_payload, message_text, reply
+from bot.handlers.searching import run_recall
+from bot.keyboards import undo_keyboard
+from bot.replies import esc
+from bot.services import Context, services
+from bot.ttl import BadTtl, describe, split_ttl
+from engine.errors import InvalidInput
+from storage.models import utcnow
+
+AWAITING_SAVE = "awaiting_save"
+AWAITING_RECALL = "awaiting_recall"
+
+
+async def save_text(update: Update, context: Context, text: str, ttl: timedelta | None) -> None:
+    """Save `text` from this message (idempotent on chat and message id) and confirm."""
+    found = services(context)
+    message = update.effective_message
+    assert message is not None
+    user_id = await found.ensure_user(update)
+    try:
+        result = await found.engine.memories.save(
+            user_id=user_id,
+            text=text,
+            chat_id=message.chat_id,
+            message_id=message.message_id,
+            expires_at=utcnow() + ttl if ttl else None,
+        )
+    except InvalidInput as error:
+        await reply(update, f"⚠️ {esc(str(error))}")
+        return
+    memory = result.memory
+    if not result.created:
+        await reply(update, f"Already saved as <code>{memory.short_id}</code>.")
+        return
+    until = f" for {describe(ttl)}" if ttl else ""
+    await reply(
+        update,
+        f"✅ Saved <code>{memory.short_id}</code>{until}.",
+        undo_keyboard(user_id, memory.short_id),
+    )
+
+
+async def save_command(update: Update, context: Context) -> None:
+    """/save [ttl] text — or /save alone, then the text."""
+    message = update.effective_message
+    assert message is not None
+    try:
+        ttl, text = split_ttl(command_payload(message))
+    except BadTtl as error:
+        await reply(update, f"⚠️ {esc(str(error))}")
+        return
+    if text:
+        await save_text(update, context, text, ttl)
+        return
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    payload = {"ttl_s": int(ttl.total_seconds())} if ttl else {}
+    await found.conversations.set(user_id, AWAITING_SAVE, payload)
+    await reply(update, "What should I remember? Send it as your next message (/cancel to stop).")
+
+
+async def plain_message(update: Update, context: Context) -> None:
+    """Text or caption: completes a pending /save or /recall, else saves (private chats)."""
+    message = update.effective_message
+    assert message is not None
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    pending = await found.conversations.get(user_id)
+    text = message_text(message)
+    if pending is not None and pending.state == AWAITING_RECALL:
+        await found.conversations.clear(user_id)
+        await run_recall(update, context, text)
+        return
+    ttl = None
+    if pending is not None and pending.state == AWAITING_SAVE:
+        await found.conversations.clear(user_id)
+        seconds = pending.payload.get("ttl_s")
+        ttl = timedelta(seconds=int(seconds)) if seconds else None
+    elif message.chat.type != "private":
+        return
+    await save_text(update, context, text, ttl)
+
+
+async def edited_message(update: Update, context: Context) -> None:
+    """An edited chat message updates the memory made from it."""
+    message = update.edited_message
+    if message is None or not message_text(message) or message.from_user is None:
+        return
+    found = services(context)
+    try:
+        memory = await found.engine.memories.edit_by_source(
+            user_id=message.from_user.id,
+            chat_id=message.chat_id,
+            message_id=message.message_id,
+            text=message_text(message),
+        )
+    except InvalidInput as error:
+        await reply(update, f"⚠️ {esc(str(error))}")
+        return
+    if memory is not None:
+        await reply(update, f"✏️ Updated <code>{memory.short_id}</code>.")
+
+
+async def edit_command(update: Update, context: Context) -> None:
+    """/edit id text — replace a memory's text."""
+    message = update.effective_message
+    assert message is not None
+    ref, _, text = command_payload(message).partition(" ")
+    if not ref or not text.strip():
+        await reply(update, "Usage: /edit <i>id</i> <i>new text</i>, e.g. /edit 3f2a9c1b oat milk")
+        return
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    try:
+        memory = await found.engine.memories.resolve(user_id=user_id, ref=ref)
+        memory = await found.engine.memories.edit(user_id=user_id, memory_id=memory.id, text=text)
+    except InvalidInput as error:
+        await reply(update, f"⚠️ {esc(str(error))}")
+        return
+    await reply(update, f"✏️ Updated <code>{memory.short_id}</code>.")
+
+
+async def forget_command(update: Update, context: Context) -> None:
+    """/forget id — forget one memory."""
+    message = update.effective_message
+    assert message is not None
+    ref = command_payload(message)
+    if not ref:
+        await reply(update, "Usage: /forget <i>id</i> — the id is shown by /list and /recall.")
+        return
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    try:
+        memory = await found.engine.memories.resolve(user_id=user_id, ref=ref.split()[0])
+        await found.engine.memories.forget(user_id=user_id, memory_id=memory.id)
+    except InvalidInput as error:
+        await reply(update, f"⚠️ {esc(str(error))}")
+        return
+    await reply(update, f"🗑 Forgot <code>{memory.short_id}</code>.")
+
+
+async def export_command(update: Update, context: Context) -> None:
+    """/export — every memory as a JSON document."""
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    memories = await found.engine.memories.export(user_id=user_id)
+    document = {
+        "exported_at": utcnow().isoformat(),
+        "user_id": user_id,
+        "count": len(memories),
+        "memories": [
+            {
+                "id": str(m.id),
+                "text": m.text,
+                "created_at": m.created_at.isoformat(),
+                "updated_at": m.updated_at.isoformat(),
+                "expires_at": m.expires_at.isoformat() if m.expires_at else None,
+            }
+            for m in memories
+        ],
+    }
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_document(
+        document=json.dumps(document, ensure_ascii=False, indent=2).encode(),
+        filename=f"memorybot-export-{utcnow():%Y%m%d}.json",
+        caption=f"{len(memories)} memories",
+    )

@@ -1,0 +1,111 @@
+"""Run the bot: polling or webhook, with SIGTERM draining in-flight updates before exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from telegram import Update
+
+from bot.app import announce_commands, build_application
+from bot.intake import POLL_TIMEOUT_S, PollingIntake, UpdateProcessor, updates_from
+from engine.app import open_engine
+from engine.settings import Settings
+
+log = logging.getLogger("memorybot.runner")
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    settings: Settings, *, token: str | None = None, base_url: str | None = None
+) -> AsyncIterator[UpdateProcessor]:
+    """Engine + Application started and ready to process updates; all closed on exit."""
+    engine = await open_engine(settings)
+    app = build_application(settings, engine, token=token, base_url=base_url)
+    try:
+        await app.initialize()
+        await announce_commands(app)
+        await engine.embedder.warm_up()
+        await app.start()
+        try:
+            yield UpdateProcessor(app)
+        finally:
+            await app.stop()
+            await app.shutdown()
+    finally:
+        await engine.aclose()
+
+
+def on_stop_signals(stop: asyncio.Event | PollingIntake) -> None:
+    """SIGTERM / SIGINT: stop taking new updates, finish the ones in hand."""
+    loop = asyncio.get_running_loop()
+    action = stop.stop if isinstance(stop, PollingIntake) else stop.set
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, action)
+
+
+async def run_polling(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+    poll_timeout_s: int = POLL_TIMEOUT_S,
+) -> int:
+    """Long-poll getUpdates until SIGTERM; every update is confirmed only once processed."""
+    async with running_bot(settings, token=token, base_url=base_url) as processor:
+        await processor.app.bot.delete_webhook()
+        intake = PollingIntake(processor, poll_timeout_s=poll_timeout_s)
+        on_stop_signals(intake)
+        log.info("polling started")
+        await intake.run()
+        log.info("polling stopped; in-flight updates drained")
+    return 0
+
+
+def webhook_app(processor: UpdateProcessor, secret: str) -> web.Application:
+    """aiohttp app answering 200 only after the update was processed (or parked)."""
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given, secret):
+            return web.Response(status=403, text="forbidden")
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="not json")
+        updates = updates_from([body] if isinstance(body, dict) else [], processor.app)
+        await processor.process_batch(updates)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/telegram", receive)
+    return app
+
+
+async def run_webhook(settings: Settings) -> int:
+    """Serve POST /telegram behind the secret token until SIGTERM, then drain."""
+    if not settings.webhook_url or settings.webhook_secret is None:
+        print("memorybot: --webhook needs WEBHOOK_URL and WEBHOOK_SECRET")
+        return 2
+    secret = settings.webhook_secret.get_secret_value()
+    async with running_bot(settings) as processor:
+        runner = web.AppRunner(webhook_app(processor, secret), shutdown_timeout=60)
+        await runner.setup()
+        site = web.TCPSite(runner, "0.0.0.0", settings.webhook_port)
+        await site.start()
+        await processor.app.bot.set_webhook(
+            url=settings.webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+        )
+        stop = asyncio.Event()
+        on_stop_signals(stop)
+        log.info("webhook serving on port %d", settings.webhook_port)
+        await stop.wait()
+        await runner.cleanup()  # waits for requests in flight
+    return 0
