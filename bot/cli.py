@@ -113,6 +113,10 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.console import run_console
 
+    if settings.log_level != "DEBUG":  # the terminal is for the conversation
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("telegram").setLevel(logging.WARNING)
+
     return await run_console(settings)
 
 

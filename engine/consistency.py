@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from engine.base import ServiceBase
-from engine.memory import text_digest
+from engine.memory import text_digest, vector_record
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import utcnow
-from storage.vectors import VectorRecord, VectorRef
+from storage.vectors import ChromaStore, VectorRef
 
 GENERATION_KEY = "vector_generation"
 Row = tuple[uuid.UUID, int, str, datetime, datetime | None]
@@ -107,7 +107,7 @@ class CheckOps(ServiceBase):
     async def _embed_rows(
         self,
         ids: Sequence[uuid.UUID],
-        into: Any = None,
+        into: ChromaStore | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         target = into or self.vectors
@@ -118,16 +118,7 @@ class CheckOps(ServiceBase):
             ordered = list(rows.values())
             vectors = await self.embedder.embed_many([row.text for row in ordered])
             await target.upsert(
-                [
-                    VectorRecord(
-                        id=str(row.id),
-                        user_id=row.user_id,
-                        embedding=vector,
-                        created_at=int(row.created_at.timestamp()),
-                        digest=text_digest(row.text),
-                    )
-                    for row, vector in zip(ordered, vectors, strict=True)
-                ]
+                [vector_record(row, vector) for row, vector in zip(ordered, vectors, strict=True)]
             )
             if progress is not None:
                 progress(len(ordered))

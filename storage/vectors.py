@@ -48,12 +48,13 @@ class VectorRecord:
     def ref(self) -> VectorRef:
         return VectorRef(self.id, self.user_id)
 
-    def metadata(self) -> dict[str, str | int]:
+    def metadata(self, written_at: int) -> dict[str, str | int]:
         return {
             "user_id": self.user_id,
             "memory_id": self.id,
             "created_at": self.created_at,
             "digest": self.digest,
+            "written_at": written_at,
         }
 
 
@@ -65,6 +66,7 @@ class VectorMeta:
     user_id: int
     created_at: int
     digest: str
+    written_at: int  # when the vector was last written (the sweep's grace period counts from it)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _meta(id_: str, raw: Any) -> VectorMeta:
         user_id=int(raw.get("user_id", -1)),
         created_at=int(raw.get("created_at", 0)),
         digest=str(raw.get("digest", "")),
+        written_at=int(raw.get("written_at", 0)),
     )
 
 
@@ -155,12 +158,13 @@ class ChromaStore:
         return grouped
 
     def _upsert_sync(self, records: Sequence[VectorRecord]) -> None:
+        written_at = int(time.time())
         for shard, group in self._by_shard(records, lambda r: r.user_id).items():
             for part in _chunks(group):
                 self._collection(shard).upsert(
                     ids=[r.id for r in part],
                     embeddings=np.stack([r.embedding for r in part]),
-                    metadatas=[r.metadata() for r in part],
+                    metadatas=[r.metadata(written_at) for r in part],
                 )
             self._counts.pop(shard, None)
 

@@ -1,0 +1,94 @@
+"""End-to-end harness: the real Application over HTTP against our local Bot API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.emulator import BotApiEmulator, SentMessage
+from bot.intake import PollingIntake, UpdateProcessor
+from bot.runner import running_bot
+from engine.app import MemoryEngine
+from engine.settings import Settings
+
+
+class BotUnderTest:
+    """Starts, stops and restarts the bot; `say` sends a message and returns the new replies."""
+
+    def __init__(self, settings: Settings, emulator: BotApiEmulator) -> None:
+        self.settings = settings
+        self.emulator = emulator
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.processor: UpdateProcessor | None = None
+        self.intake: PollingIntake | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def engine(self) -> MemoryEngine:
+        assert self.processor is not None
+        return self.processor.services.engine
+
+    async def start(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self.processor = await self._stack.enter_async_context(
+            running_bot(self.settings, token=self.emulator.token, base_url=self.emulator.base_url)
+        )
+        self.processor.backoff_s = 0.05
+        self.intake = PollingIntake(self.processor, poll_timeout_s=1)
+        self._task = asyncio.create_task(self.intake.run())
+
+    async def stop(self) -> None:
+        assert self.intake is not None and self._task is not None and self._stack is not None
+        self.intake.stop()
+        await self._task
+        await self._stack.aclose()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def say(
+        self, user_id: int, text: str, *, replies: int = 1, **kwargs: Any
+    ) -> list[SentMessage]:
+        """Send `text` as `user_id` and wait for `replies` new bot messages in that chat."""
+        chat_id = kwargs.get("chat_id") or user_id
+        before = len(self.emulator.sent(chat_id))
+        self.emulator.user_message(user_id, text, **kwargs)
+        sent = await self.emulator.wait_for(chat_id=chat_id, count=before + replies)
+        return sent[before:]
+
+    async def press(self, user_id: int, message: SentMessage, index: int = 0) -> dict[str, Any]:
+        """Press the `index`-th inline button of `message`; returns the callback answer."""
+        markup = message.reply_markup or {}
+        data = [b["callback_data"] for row in markup["inline_keyboard"] for b in row][index]
+        return await self.press_data(user_id, message.message_id, data)
+
+    async def press_data(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
+        answered = len(self.emulator.callback_answers)
+        self.emulator.press_button(user_id, message_id, data)
+        for _ in range(200):
+            if len(self.emulator.callback_answers) > answered:
+                return self.emulator.callback_answers[answered]
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the bot never answered the button press")
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    emu = BotApiEmulator()
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+async def bot(settings: Settings, emulator: BotApiEmulator) -> AsyncIterator[BotUnderTest]:
+    """The running bot on the parametrized database (SQLite and PostgreSQL)."""
+    under_test = BotUnderTest(settings, emulator)
+    await under_test.start()
+    yield under_test
+    await under_test.stop()
