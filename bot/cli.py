@@ -64,8 +64,29 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"vectors w/o row  {len(report.orphans)}")
             print(f"stale vectors    {len(report.stale)}")
             print(f"expired, present {report.expired_present}")
+            print(f"last sweep       {report.last_sweep_at or 'never'}")
             print("DRIFT: run `memorybot repair`" if report.drift else "ok: SQL and Chroma agree")
         return 1 if report.drift else 0
+
+    return await _with_engine(settings, work)
+
+
+async def cmd_expire(settings: Settings, _args: argparse.Namespace) -> int:
+    from jobs import runs
+
+    async def work(engine: MemoryEngine) -> int:
+        print((await runs.expire(engine)).describe())
+        return 0
+
+    return await _with_engine(settings, work)
+
+
+async def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs import runs
+
+    async def work(engine: MemoryEngine) -> int:
+        print((await runs.sweep(engine, grace_s=args.grace)).describe())
+        return 0
 
     return await _with_engine(settings, work)
 
@@ -73,7 +94,7 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_repair(settings: Settings, _args: argparse.Namespace) -> int:
     async def work(engine: MemoryEngine) -> int:
         result = await engine.memories.repair()
-        print(f"re-embedded {result.reembedded}, deleted {result.deleted} orphan vectors")
+        print(", ".join(f"{k}={v}" for k, v in result.as_dict().items()))
         return 0
 
     return await _with_engine(settings, work)
@@ -179,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--user", type=int, default=None, help="one user's memories only")
     check.set_defaults(handler=cmd_check)
-    sub.add_parser("repair", help="make Chroma match SQL").set_defaults(handler=cmd_repair)
+    sub.add_parser("repair", help="make Chroma match SQL now (no grace period)").set_defaults(
+        handler=cmd_repair
+    )
+    sub.add_parser("expire", help="delete expired memories now").set_defaults(handler=cmd_expire)
+    sweep = sub.add_parser("sweep", help="run the orphan sweep once")
+    sweep.add_argument("--grace", type=int, default=None, help="grace period in seconds")
+    sweep.set_defaults(handler=cmd_sweep)
     sub.add_parser("reindex", help="rebuild the vector index from SQL").set_defaults(
         handler=cmd_reindex
     )

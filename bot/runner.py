@@ -11,11 +11,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application
 
 from bot.app import announce_commands, build_application
 from bot.intake import POLL_TIMEOUT_S, PollingIntake, UpdateProcessor, updates_from
+from bot.replies import esc, preview
 from engine.app import open_engine
+from engine.memory import Memory
 from engine.settings import Settings
+from jobs.runs import Notify
+from jobs.scheduler import build_scheduler
 
 log = logging.getLogger("memorybot.runner")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -28,18 +35,35 @@ async def running_bot(
     """Engine + Application started and ready to process updates; all closed on exit."""
     engine = await open_engine(settings)
     app = build_application(settings, engine, token=token, base_url=base_url)
+    scheduler = build_scheduler(engine, notify=expiry_notifier(app))
     try:
         await app.initialize()
         await announce_commands(app)
         await engine.embedder.warm_up()
         await app.start()
+        scheduler.start()
         try:
             yield UpdateProcessor(app)
         finally:
+            scheduler.shutdown(wait=False)
             await app.stop()
             await app.shutdown()
     finally:
         await engine.aclose()
+
+
+def expiry_notifier(app: Application) -> Notify:  # type: ignore[type-arg]
+    """Tell a user which of their memories expired (used when EXPIRY_NOTIFY is on)."""
+
+    async def notify(user_id: int, memories: list[Memory]) -> None:
+        lines = "\n".join(f"• {esc(preview(m.text))}" for m in memories[:20])
+        more = f"\n…and {len(memories) - 20} more" if len(memories) > 20 else ""
+        with contextlib.suppress(TelegramError):
+            await app.bot.send_message(
+                user_id, f"⏳ These memories expired:\n{lines}{more}", parse_mode=ParseMode.HTML
+            )
+
+    return notify
 
 
 def on_stop_signals(stop: asyncio.Event | PollingIntake) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
+
 from engine.base import ServiceBase
 from engine.errors import MemoryNotFound
 from engine.memory import Memory, normalise_text, vector_record, vector_ref
@@ -97,3 +99,26 @@ class ChangeOps(ServiceBase):
             await uow.delete_vectors(refs)
             await uow.commit()
         return len(ids)
+
+    async def expire_due(self, *, limit: int = 500) -> list[Memory]:
+        """Delete up to `limit` memories past their expiry from both stores, in one unit of work.
+
+        Returns:
+            The memories deleted (empty when nothing is due).
+        """
+        async with self.unit_of_work("expire") as uow:
+            rows = list(
+                await uow.session.scalars(
+                    select(MemoryRow)
+                    .where(MemoryRow.expires_at <= utcnow())
+                    .order_by(MemoryRow.expires_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if rows:
+                await repo.delete_memories(uow.session, ids=[row.id for row in rows])
+                await uow.flush()
+                await uow.delete_vectors([vector_ref(row) for row in rows])
+            await uow.commit()
+        return [Memory.from_row(row) for row in rows]

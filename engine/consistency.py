@@ -13,9 +13,10 @@ from engine.memory import text_digest, vector_record
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import utcnow
-from storage.vectors import ChromaStore, VectorRef
+from storage.vectors import ChromaStore, VectorMeta, VectorRef
 
 GENERATION_KEY = "vector_generation"
+LAST_SWEEP_KEY = "last_sweep_at"
 Row = tuple[uuid.UUID, int, str, datetime, datetime | None]
 
 
@@ -27,9 +28,10 @@ class ConsistencyReport:
     sql_count: int
     vector_count: int
     missing: list[VectorRef] = field(default_factory=list)  # row without vector
-    orphans: list[VectorRef] = field(default_factory=list)  # vector without row
-    stale: list[VectorRef] = field(default_factory=list)  # vector disagrees with its row
+    orphans: list[VectorMeta] = field(default_factory=list)  # vector without row
+    stale: list[VectorMeta] = field(default_factory=list)  # vector disagrees with its row
     expired_present: int = 0
+    last_sweep_at: str | None = None
 
     @property
     def drift(self) -> bool:
@@ -44,14 +46,9 @@ class ConsistencyReport:
             "vectors_without_row": [r.id for r in self.orphans],
             "stale_vectors": [r.id for r in self.stale],
             "expired_present": self.expired_present,
+            "last_sweep_at": self.last_sweep_at,
             "drift": self.drift,
         }
-
-
-@dataclass(frozen=True)
-class RepairResult:
-    reembedded: int
-    deleted: int
 
 
 async def active_generation(db: Database) -> int:
@@ -62,7 +59,7 @@ async def active_generation(db: Database) -> int:
 
 
 class CheckOps(ServiceBase):
-    """`check`, `repair` and `reindex`."""
+    """`check` and `reindex`; the sweep (in engine.repair) builds on them."""
 
     async def check(self, *, user_id: int | None = None) -> ConsistencyReport:
         """Compare SQL ids with Chroma ids (and owners and text digests).
@@ -72,37 +69,29 @@ class CheckOps(ServiceBase):
         """
         async with self.db.reads() as session:
             rows = await repo.memory_index(session, user_id=user_id)
-        stored = {v.id: v for v in await self.vectors.scan(user_id)}
+        stored = await self.vectors.scan(user_id)
         now = utcnow()
         report = ConsistencyReport(user_id, len(rows), len(stored))
-        seen: set[str] = set()
-        for memory_id, owner, text, _created, expires_at in rows:
+        truth = {str(memory_id): (owner, text_digest(text)) for memory_id, owner, text, *_ in rows}
+        covered: set[str] = set()
+        for vector in stored:  # one id can sit in two shards when its owner was corrupted
+            row = truth.get(vector.id)
+            if row is None:
+                report.orphans.append(vector)
+            elif (vector.user_id, vector.digest) != row:
+                report.stale.append(vector)
+            else:
+                covered.add(vector.id)
+        stale = {vector.id for vector in report.stale}
+        for memory_id, owner, _text, _created, expires_at in rows:
             key = str(memory_id)
-            seen.add(key)
-            vector = stored.get(key)
-            if vector is None:
+            if key not in covered and key not in stale:
                 report.missing.append(VectorRef(key, owner))
-            elif vector.user_id != owner or vector.digest != text_digest(text):
-                report.stale.append(VectorRef(key, vector.user_id))
             if expires_at is not None and expires_at <= now:
                 report.expired_present += 1
-        report.orphans = [VectorRef(v.id, v.user_id) for k, v in stored.items() if k not in seen]
+        async with self.db.reads() as session:
+            report.last_sweep_at = await repo.get_value(session, key=LAST_SWEEP_KEY)
         return report
-
-    async def repair(self, *, ids: Sequence[str] | None = None) -> RepairResult:
-        """Make Chroma match SQL: re-embed rows whose vector is missing or stale, delete orphans.
-
-        Args:
-            ids: only these memory ids (e.g. from a CompensationFailed), or None for all drift.
-        """
-        report = await self.check()
-        wanted = None if ids is None else set(ids)
-        pick = [r for r in (*report.missing, *report.stale) if wanted is None or r.id in wanted]
-        orphans = [r for r in report.orphans if wanted is None or r.id in wanted]
-        stale_owner = [r for r in report.stale if wanted is None or r.id in wanted]
-        await self.vectors.delete([*orphans, *stale_owner])
-        await self._embed_rows([uuid.UUID(r.id) for r in pick])
-        return RepairResult(reembedded=len(pick), deleted=len(orphans))
 
     async def _embed_rows(
         self,
@@ -122,25 +111,3 @@ class CheckOps(ServiceBase):
             )
             if progress is not None:
                 progress(len(ordered))
-
-    async def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
-        """Rebuild every vector from SQL into a new generation of collections, then switch.
-
-        Recall keeps using the old generation until the switch; writes made meanwhile are
-        caught up by a repair right after it.
-
-        Returns:
-            How many memories were indexed.
-        """
-        async with self.db.reads() as session:
-            ids = [row[0] for row in await repo.memory_index(session, user_id=None)]
-        target = self.vectors.sibling(self.vectors.generation + 1)
-        await target.drop()  # leftovers of an interrupted reindex
-        await self._embed_rows(ids, into=target, progress=progress)
-        async with self.db.writes() as session:
-            await repo.set_value(session, key=GENERATION_KEY, value=str(target.generation))
-            await session.commit()
-        previous, self.vectors = self.vectors, target
-        await previous.drop()
-        await self.repair()
-        return len(ids)

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     sweep_interval_s: int = Field(default=300, ge=1)
     sweep_grace_s: int = Field(default=600, ge=0)
     expiry_interval_s: int = Field(default=60, ge=1)
+    expiry_notify: bool = False
     quota_daily_ops: int = Field(default=1000, ge=0)
     quota_max_memories: int = Field(default=10_000, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

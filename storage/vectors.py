@@ -68,6 +68,10 @@ class VectorMeta:
     digest: str
     written_at: int  # when the vector was last written (the sweep's grace period counts from it)
 
+    @property
+    def ref(self) -> VectorRef:
+        return VectorRef(self.id, self.user_id)
+
 
 @dataclass(frozen=True)
 class VectorHit:

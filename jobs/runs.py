@@ -1,0 +1,98 @@
+"""Each scheduled job as a plain async function: leader check, work, one audit + log line."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from engine.app import MemoryEngine
+from engine.ledger import UpdateLedger
+from engine.memory import Memory
+from jobs.leader import leadership
+from storage import repositories as repo
+
+log = logging.getLogger("memorybot.jobs")
+EXPIRY_BATCH = 500
+Notify = Callable[[int, list[Memory]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job: str
+    ran: bool  # False: another instance holds the job's lock
+    counts: dict[str, int] = field(default_factory=dict)
+    ms: float = 0.0
+
+    def describe(self) -> str:
+        if not self.ran:
+            return f"{self.job}: skipped, another instance is running it"
+        shown = ", ".join(f"{k}={v}" for k, v in self.counts.items()) or "nothing to do"
+        return f"{self.job}: {shown} ({self.ms:.0f} ms)"
+
+
+async def run_job(
+    engine: MemoryEngine, job: str, work: Callable[[], Awaitable[dict[str, int]]]
+) -> JobOutcome:
+    """Run `work` if this instance leads `job`; audit and log its counts and duration."""
+    async with leadership(engine.db, job) as leader:
+        if not leader:
+            log.info("job=%s outcome=skipped reason=not_leader", job)
+            return JobOutcome(job, ran=False)
+        started = time.perf_counter()
+        counts = await work()
+        outcome = JobOutcome(job, True, counts, (time.perf_counter() - started) * 1000)
+    async with engine.db.writes() as session:
+        await repo.add_audit(
+            session, action=f"job:{job}", details={**counts, "ms": int(outcome.ms)}
+        )
+        await session.commit()
+    log.info(
+        "job=%s outcome=done %s ms=%.0f",
+        job,
+        " ".join(f"{k}={v}" for k, v in counts.items()),
+        outcome.ms,
+    )
+    return outcome
+
+
+async def expire(engine: MemoryEngine, *, notify: Notify | None = None) -> JobOutcome:
+    """Delete expired memories from both stores in batches; optionally tell their owners."""
+
+    async def work() -> dict[str, int]:
+        total = batches = 0
+        while True:
+            gone = await engine.memories.expire_due(limit=EXPIRY_BATCH)
+            if not gone:
+                break
+            total += len(gone)
+            batches += 1
+            if notify is not None:
+                owners: dict[int, list[Memory]] = {}
+                for memory in gone:
+                    owners.setdefault(memory.user_id, []).append(memory)
+                for user_id, memories in owners.items():
+                    await notify(user_id, memories)
+        return {"expired": total, "batches": batches}
+
+    return await run_job(engine, "expire", work)
+
+
+async def sweep(engine: MemoryEngine, *, grace_s: int | None = None) -> JobOutcome:
+    """The orphan sweep, both directions (see MemoryService.sweep)."""
+
+    async def work() -> dict[str, int]:
+        return (await engine.memories.sweep(grace_s=grace_s)).as_dict()
+
+    return await run_job(engine, "sweep", work)
+
+
+async def prune_intake(engine: MemoryEngine) -> JobOutcome:
+    """Forget processed update ids older than two days."""
+
+    async def work() -> dict[str, int]:
+        return {"pruned": await UpdateLedger(engine.db).prune(older_than=timedelta(days=2))}
+
+    return await run_job(engine, "prune_intake", work)

@@ -1,0 +1,34 @@
+"""The scheduler the bot owns: APScheduler's AsyncIOScheduler with intervals from settings."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.app import MemoryEngine
+from jobs import runs
+
+log = logging.getLogger("memorybot.jobs")
+
+
+def build_scheduler(
+    engine: MemoryEngine, *, notify: runs.Notify | None = None
+) -> AsyncIOScheduler:
+    """Expiry, sweep and intake pruning at their intervals; one run of each job at a time."""
+    settings = engine.settings
+    scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+
+    async def expire() -> None:
+        await runs.expire(engine, notify=notify if settings.expiry_notify else None)
+
+    async def sweep() -> None:
+        await runs.sweep(engine)
+
+    async def prune() -> None:
+        await runs.prune_intake(engine)
+
+    scheduler.add_job(expire, "interval", seconds=settings.expiry_interval_s, id="expire")
+    scheduler.add_job(sweep, "interval", seconds=settings.sweep_interval_s, id="sweep")
+    scheduler.add_job(prune, "interval", hours=6, id="prune_intake")
+    return scheduler
