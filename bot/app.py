@@ -15,7 +15,13 @@ from telegram.ext import (
     filters,
 )
 
+from bot.handlers.admin import audit_command, dlq_command, role_command, stats_command
 from bot.handlers.basics import COMMANDS, cancel, help_command, not_text, start
+from bot.handlers.broadcast import (
+    broadcast_cancel_command,
+    broadcast_command,
+    broadcast_status_command,
+)
 from bot.handlers.common import reply
 from bot.handlers.saving import (
     edit_command,
@@ -94,6 +100,13 @@ def build_application(
         "forget": forget_command,
         "forget_all": forget_all_command,
         "export": export_command,
+        "stats": stats_command,
+        "role": role_command,
+        "audit": audit_command,
+        "dlq": dlq_command,
+        "broadcast": broadcast_command,
+        "broadcast_status": broadcast_status_command,
+        "broadcast_cancel": broadcast_cancel_command,
     }
     for name, handler in commands.items():
         app.add_handler(CommandHandler(name, handler, filters=NEW))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import re
 import sys
 from collections.abc import Callable
@@ -20,11 +19,6 @@ Type a message to save it, or a /command (/help lists them). Buttons appear as [
 type #1 to press one. Ctrl-D or /quit leaves."""
 
 
-def plain(text: str | None) -> str:
-    """Telegram HTML → terminal text (tags dropped, entities decoded)."""
-    return html.unescape(re.sub(r"<[^>]+>", "", text or ""))
-
-
 def buttons_of(message: SentMessage) -> list[tuple[str, str]]:
     markup = message.reply_markup or {}
     rows = markup.get("inline_keyboard", [])
@@ -35,7 +29,7 @@ def show(message: SentMessage, out: Callable[[str], None]) -> None:
     if message.document is not None:
         out(f"bot> 📎 {message.file_name} ({len(message.document)} bytes) {message.caption or ''}")
     else:
-        out("bot> " + plain(message.text).replace("\n", "\n     "))
+        out("bot> " + (message.plain or "").replace("\n", "\n     "))
     choices = buttons_of(message)
     if choices:
         out("     " + "  ".join(f"[#{i}] {text}" for i, (text, _) in enumerate(choices, 1)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-CALLBACK = re.compile(r"(u|d|rp|lp|fa|fx):(\d{1,20}):([0-9a-f]{0,32}|\d{1,6})")
+CALLBACK = re.compile(r"(u|d|rp|lp|fa|fx|bs|bx):(\d{1,20}):([0-9a-f]{0,32}|\d{1,6})")
 
 
 @dataclass(frozen=True)
@@ -65,4 +65,10 @@ def list_keyboard(
 def confirm_keyboard(owner: int, nonce: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[button("🗑 Yes, forget everything", "fa", owner, nonce), button("Cancel", "fx", owner)]]
+    )
+
+
+def broadcast_keyboard(owner: int, nonce: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[button("📣 Send", "bs", owner, nonce), button("Cancel", "bx", owner, nonce)]]
     )

@@ -16,8 +16,10 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.app import announce_commands, build_application
+from bot.broadcasting import broadcast_worker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake, UpdateProcessor, updates_from
 from bot.replies import esc, preview
+from bot.services import KEY, BotServices
 from engine.app import open_engine
 from engine.memory import Memory
 from engine.settings import Settings
@@ -42,14 +44,24 @@ async def running_bot(
         await engine.embedder.warm_up()
         await app.start()
         scheduler.start()
+        worker = broadcast_worker(app, engine)
+        services(app).wake_broadcasts = worker.wake
+        delivering = asyncio.create_task(worker.run())
         try:
             yield UpdateProcessor(app)
         finally:
+            worker.stop()
+            await delivering  # the send in hand finishes and is marked
             scheduler.shutdown(wait=False)
             await app.stop()
             await app.shutdown()
     finally:
         await engine.aclose()
+
+
+def services(app: Application) -> BotServices:  # type: ignore[type-arg]
+    found: BotServices = app.bot_data[KEY]
+    return found
 
 
 def expiry_notifier(app: Application) -> Notify:  # type: ignore[type-arg]

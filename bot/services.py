@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from engine.admin import Role
 from engine.app import MemoryEngine
 from engine.conversations import ConversationStore, RecallMemo
+from engine.errors import InvalidInput
 from engine.ledger import UpdateLedger
 
 KEY = "memorybot"
+
+
+class ViewerOnly(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__(
+            "Your role is viewer: you can /recall and /list, but not change memories."
+        )
 
 
 @dataclass
@@ -23,6 +33,7 @@ class BotServices:
     ledger: UpdateLedger
     known_users: set[int] = field(default_factory=set)
     failures: dict[int, BaseException] = field(default_factory=dict)
+    wake_broadcasts: Callable[[], None] = lambda: None
 
     @classmethod
     def create(cls, engine: MemoryEngine) -> BotServices:
@@ -32,6 +43,28 @@ class BotServices:
             recalls=RecallMemo(engine.db),
             ledger=UpdateLedger(engine.db),
         )
+
+    async def permit(self, update: Update, *, write: bool, stores: bool = False) -> int | None:
+        """The sender's id if their role and quotas allow this operation; else reply and None.
+
+        Args:
+            write: the operation changes memories (viewers may only read).
+            stores: the operation adds a memory (checks the stored-memories quota too).
+        """
+        user_id = await self.ensure_user(update)
+        engine = self.engine
+        try:
+            if write and await engine.admin.role_of(user_id) == Role.VIEWER:
+                raise ViewerOnly()
+            if stores:
+                await engine.quotas.check_storage(user_id)
+            await engine.quotas.consume(user_id)
+        except InvalidInput as refusal:
+            chat = update.effective_chat
+            if chat is not None:
+                await chat.send_message(f"⚠️ {refusal}")
+            return None
+        return user_id
 
     async def ensure_user(self, update: Update) -> int:
         """Register the sender once per process; returns their id."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from engine.admin import AdminService
+from engine.broadcasts import BroadcastService
 from engine.consistency import active_generation
+from engine.quotas import QuotaService
 from engine.service import MemoryService
 from engine.settings import Settings
 from engine.uow import Faults
@@ -25,6 +28,9 @@ class MemoryEngine:
     embedder: Embedder
     memories: MemoryService
     users: UserService
+    admin: AdminService
+    quotas: QuotaService
+    broadcasts: BroadcastService
 
     async def aclose(self) -> None:
         """Stop background batching and release the stores (PTB post_shutdown calls this)."""
@@ -70,4 +76,13 @@ async def open_engine(
     log.info(
         "engine open db=%s chroma=%s", db.dialect, "server" if settings.chroma_url else "embedded"
     )
-    return MemoryEngine(settings, db, embedder, memories, users)
+    return MemoryEngine(
+        settings,
+        db,
+        embedder,
+        memories,
+        users,
+        AdminService(db=db),
+        QuotaService(db=db, settings=settings),
+        BroadcastService(db=db),
+    )

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     sweep_grace_s: int = Field(default=600, ge=0)
     expiry_interval_s: int = Field(default=60, ge=1)
     expiry_notify: bool = False
+    broadcast_rate: float = Field(default=25.0, ge=0, le=1000)
     quota_daily_ops: int = Field(default=1000, ge=0)
     quota_max_memories: int = Field(default=10_000, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

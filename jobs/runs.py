@@ -96,3 +96,12 @@ async def prune_intake(engine: MemoryEngine) -> JobOutcome:
         return {"pruned": await UpdateLedger(engine.db).prune(older_than=timedelta(days=2))}
 
     return await run_job(engine, "prune_intake", work)
+
+
+async def reset_quotas(engine: MemoryEngine) -> JobOutcome:
+    """The daily quota reset (counters also roll over lazily on a user's first op of a day)."""
+
+    async def work() -> dict[str, int]:
+        return {"reset": await engine.quotas.reset_daily()}
+
+    return await run_job(engine, "reset_quotas", work)

@@ -15,7 +15,7 @@ log = logging.getLogger("memorybot.jobs")
 def build_scheduler(
     engine: MemoryEngine, *, notify: runs.Notify | None = None
 ) -> AsyncIOScheduler:
-    """Expiry, sweep and intake pruning at their intervals; one run of each job at a time."""
+    """Expiry, sweep, intake pruning and the daily quota reset; one run of each at a time."""
     settings = engine.settings
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
 
@@ -30,5 +30,10 @@ def build_scheduler(
 
     scheduler.add_job(expire, "interval", seconds=settings.expiry_interval_s, id="expire")
     scheduler.add_job(sweep, "interval", seconds=settings.sweep_interval_s, id="sweep")
+
+    async def reset_quotas() -> None:
+        await runs.reset_quotas(engine)
+
     scheduler.add_job(prune, "interval", hours=6, id="prune_intake")
+    scheduler.add_job(reset_quotas, "cron", hour=0, minute=0, timezone="UTC", id="reset_quotas")
     return scheduler

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from telegram import Update
 
+from bot.handlers.broadcast import AWAITING_BROADCAST, show_preview
 from bot.handlers.common import command_payload, message_text, reply
 from bot.handlers.searching import run_recall
 from bot.keyboards import undo_keyboard
@@ -25,7 +26,9 @@ async def save_text(update: Update, context: Context, text: str, ttl: timedelta 
     found = services(context)
     message = update.effective_message
     assert message is not None
-    user_id = await found.ensure_user(update)
+    user_id = await found.permit(update, write=True, stores=True)
+    if user_id is None:
+        return
     try:
         result = await found.engine.memories.save(
             user_id=user_id,
@@ -80,6 +83,10 @@ async def plain_message(update: Update, context: Context) -> None:
         await found.conversations.clear(user_id)
         await run_recall(update, context, text)
         return
+    if pending is not None and pending.state == AWAITING_BROADCAST:
+        await found.conversations.clear(user_id)
+        await show_preview(update, context, text)
+        return
     ttl = None
     if pending is not None and pending.state == AWAITING_SAVE:
         await found.conversations.clear(user_id)
@@ -119,7 +126,9 @@ async def edit_command(update: Update, context: Context) -> None:
         await reply(update, "Usage: /edit <i>id</i> <i>new text</i>, e.g. /edit 3f2a9c1b oat milk")
         return
     found = services(context)
-    user_id = await found.ensure_user(update)
+    user_id = await found.permit(update, write=True)
+    if user_id is None:
+        return
     try:
         memory = await found.engine.memories.resolve(user_id=user_id, ref=ref)
         memory = await found.engine.memories.edit(user_id=user_id, memory_id=memory.id, text=text)
@@ -138,7 +147,9 @@ async def forget_command(update: Update, context: Context) -> None:
         await reply(update, "Usage: /forget <i>id</i> — the id is shown by /list and /recall.")
         return
     found = services(context)
-    user_id = await found.ensure_user(update)
+    user_id = await found.permit(update, write=True)
+    if user_id is None:
+        return
     try:
         memory = await found.engine.memories.resolve(user_id=user_id, ref=ref.split()[0])
         await found.engine.memories.forget(user_id=user_id, memory_id=memory.id)

@@ -7,6 +7,7 @@ import secrets
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from bot.handlers.broadcast import ADMIN_ACTIONS, admin_button
 from bot.handlers.common import command_payload, reply
 from bot.keyboards import (
     Callback,
@@ -46,7 +47,9 @@ async def render_recall(
 async def run_recall(update: Update, context: Context, query: str) -> None:
     """Answer `query` with numbered results, delete buttons and a More button."""
     found = services(context)
-    user_id = await found.ensure_user(update)
+    user_id = await found.permit(update, write=False)
+    if user_id is None:
+        return
     try:
         text, keyboard = await render_recall(context, user_id, query, 0)
     except InvalidInput as error:
@@ -73,7 +76,9 @@ async def recall_command(update: Update, context: Context) -> None:
 async def list_command(update: Update, context: Context) -> None:
     """/list — a page of memories, newest first."""
     found = services(context)
-    user_id = await found.ensure_user(update)
+    user_id = await found.permit(update, write=False)
+    if user_id is None:
+        return
     page = await found.engine.memories.list(user_id=user_id, limit=LIST_PAGE)
     keyboard = list_keyboard(user_id, offset=0, limit=LIST_PAGE, total=page.total)
     await reply(update, list_text(page.items, 0, page.total), keyboard)
@@ -82,7 +87,9 @@ async def list_command(update: Update, context: Context) -> None:
 async def forget_all_command(update: Update, context: Context) -> None:
     """/forget_all — ask for confirmation with a button."""
     found = services(context)
-    user_id = await found.ensure_user(update)
+    user_id = await found.permit(update, write=True)
+    if user_id is None:
+        return
     page = await found.engine.memories.list(user_id=user_id, limit=1)
     if page.total == 0:
         await reply(update, "You have no memories to forget.")
@@ -106,6 +113,9 @@ async def button_pressed(update: Update, context: Context) -> None:
         await query.answer(EXPIRED)
         return
     await services(context).ensure_user(update)
+    if callback.action in ADMIN_ACTIONS:
+        await admin_button(update, context, callback)
+        return
     try:
         note = await _dispatch(context, callback, message.message_id, update)
     except InvalidInput:

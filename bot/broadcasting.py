@@ -1,0 +1,47 @@
+"""Connect the broadcast worker (jobs.delivery) to Telegram: errors mapped, progress edited."""
+
+from __future__ import annotations
+
+import contextlib
+
+from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.ext import Application
+
+from bot.handlers.broadcast import progress_text
+from bot.intake import seconds
+from engine.app import MemoryEngine
+from engine.broadcasts import BroadcastProgress
+from jobs.delivery import Blocked, BroadcastWorker, RetryLater
+
+GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_invalid")
+
+
+def broadcast_worker(app: Application, engine: MemoryEngine) -> BroadcastWorker:  # type: ignore[type-arg]
+    """A worker that sends through the bot and edits the admin's preview with progress."""
+    rate = engine.settings.broadcast_rate
+
+    async def send(user_id: int, text: str) -> None:
+        try:
+            await app.bot.send_message(user_id, text)
+        except Forbidden as error:
+            raise Blocked(str(error)) from error
+        except RetryAfter as error:
+            raise RetryLater(seconds(error.retry_after)) from error
+        except BadRequest as error:
+            if any(reason in str(error).lower() for reason in GONE):
+                raise Blocked(str(error)) from error
+            raise
+
+    async def report(progress: BroadcastProgress, final: bool) -> None:
+        if progress.progress_chat_id is None or progress.progress_message_id is None:
+            return
+        with contextlib.suppress(BadRequest):  # "message is not modified"
+            await app.bot.edit_message_text(
+                progress_text(progress, rate, final=final),
+                chat_id=progress.progress_chat_id,
+                message_id=progress.progress_message_id,
+            )
+
+    return BroadcastWorker(
+        db=engine.db, broadcasts=engine.broadcasts, send=send, rate=rate, report=report
+    )

@@ -1,0 +1,142 @@
+"""Broadcast: preview with Send/Cancel, progress edits, /broadcast_status, /broadcast_cancel."""
+
+from __future__ import annotations
+
+import secrets
+
+from telegram import Update
+
+from bot.handlers.admin import REFUSAL, admin_only, is_admin
+from bot.handlers.common import command_payload, reply
+from bot.keyboards import Callback, broadcast_keyboard
+from bot.replies import esc, preview
+from bot.services import Context, services
+from engine.admin import Role
+from engine.broadcasts import BroadcastProgress
+
+AWAITING_BROADCAST = "awaiting_broadcast"
+CONFIRM_BROADCAST = "confirm_broadcast"
+ADMIN_ACTIONS = frozenset({"bs", "bx"})
+
+
+def progress_text(progress: BroadcastProgress, rate: float, *, final: bool = False) -> str:
+    """The admin's live view of one broadcast."""
+    head = "✅ Broadcast" if final and progress.status == "done" else "📣 Broadcast"
+    if progress.status == "cancelled":
+        head = "🛑 Broadcast (cancelled)"
+    eta = f" · ETA {progress.eta_s(rate):.0f}s" if progress.pending and not final else ""
+    return (
+        f"{head} #{progress.id} to {progress.total} users\n"
+        f"sent {progress.sent} · failed {progress.failed} · blocked {progress.blocked} · "
+        f"remaining {progress.pending}{eta}"
+    )
+
+
+@admin_only
+async def broadcast_command(update: Update, context: Context) -> None:
+    """/broadcast text — preview first; or /broadcast alone, then the text."""
+    text = command_payload(update.effective_message) if update.effective_message else ""
+    if text:
+        await show_preview(update, context, text)
+        return
+    found = services(context)
+    await found.conversations.set(await found.ensure_user(update), AWAITING_BROADCAST)
+    await reply(update, "What should I send to everyone? Send it as your next message.")
+
+
+async def show_preview(update: Update, context: Context, text: str) -> None:
+    """Show what would be sent and to how many; nothing is queued before Send."""
+    found = services(context)
+    admin_id = await found.ensure_user(update)
+    if not await is_admin(update, context, "broadcast"):
+        return
+    nonce = secrets.token_hex(4)
+    await found.conversations.set(admin_id, CONFIRM_BROADCAST, {"nonce": nonce, "text": text})
+    count = await found.engine.broadcasts.recipients()
+    await reply(
+        update,
+        f"📣 <b>Preview</b>: this goes to <b>{count}</b> active users.\n\n{esc(text)}",
+        broadcast_keyboard(admin_id, nonce),
+    )
+
+
+async def admin_button(update: Update, context: Context, callback: Callback) -> None:
+    """Send / Cancel on a broadcast preview (admins only; others are refused and audited)."""
+    query = update.callback_query
+    assert query is not None
+    assert query.message is not None
+    found = services(context)
+    if not await _admin_press(update, context):
+        await query.answer(REFUSAL)
+        return
+    pending = await found.conversations.get(callback.owner)
+    if (
+        pending is None
+        or pending.state != CONFIRM_BROADCAST
+        or (pending.payload.get("nonce") != callback.arg)
+    ):
+        await query.answer("This button has expired.")
+        return
+    await found.conversations.clear(callback.owner)
+    if callback.action == "bx":
+        await query.edit_message_text("Broadcast cancelled: nothing was sent.")
+        await query.answer("Cancelled")
+        return
+    broadcast_id = await found.engine.broadcasts.create(
+        author_id=callback.owner,
+        text=str(pending.payload["text"]),
+        progress_chat_id=query.message.chat.id,
+        progress_message_id=query.message.message_id,
+    )
+    await query.edit_message_text(f"📣 Broadcast #{broadcast_id} queued…")
+    found.wake_broadcasts()
+    await query.answer("Sending")
+
+
+async def _admin_press(update: Update, context: Context) -> bool:
+    found = services(context)
+    user_id = await found.ensure_user(update)
+    if await found.engine.admin.role_of(user_id) == Role.ADMIN:
+        return True
+    await found.engine.admin.audit(
+        action="refused:broadcast_button", actor_id=user_id, success=False
+    )
+    return False
+
+
+@admin_only
+async def broadcast_status_command(update: Update, context: Context) -> None:
+    """/broadcast_status — progress of the latest broadcasts."""
+    engine = services(context).engine
+    lines = []
+    for broadcast_id in await engine.broadcasts.ids(limit=3):
+        progress = await engine.broadcasts.progress(broadcast_id)
+        if progress is not None:
+            done = progress.status != "sending"
+            lines.append(
+                progress_text(progress, engine.settings.broadcast_rate, final=done)
+                + f"\n“{esc(preview(progress.text)[:80])}”"
+            )
+    await reply(update, "\n\n".join(lines) or "No broadcasts yet.")
+
+
+@admin_only
+async def broadcast_cancel_command(update: Update, context: Context) -> None:
+    """/broadcast_cancel [id] — stop a running broadcast (the latest if no id)."""
+    found = services(context)
+    payload = command_payload(update.effective_message) if update.effective_message else ""
+    running = await found.engine.broadcasts.ids(status="sending", limit=1)
+    target = int(payload) if payload.isdigit() else (running[0] if running else None)
+    if target is None:
+        await reply(update, "No broadcast is running.")
+        return
+    stopped = await found.engine.broadcasts.cancel(
+        broadcast_id=target, actor_id=await found.ensure_user(update)
+    )
+    found.wake_broadcasts()
+    await reply(
+        update,
+        f"🛑 Broadcast #{target} cancelled."
+        if stopped
+        else f"Broadcast #{target} is not running.",
+    )
