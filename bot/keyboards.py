@@ -7,7 +7,17 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-CALLBACK = re.compile(r"(u|d|rp|lp|fa|fx|bs|bx):(\d{1,20}):([0-9a-f]{0,32}|\d{1,6})")
+CALLBACK = re.compile(r"(u|d|rp|lp|fa|fx|bs|bx):(\d{1,20}):([0-9a-f]{0,32})")
+ARGUMENT = {  # what each action's argument must look like
+    "u": re.compile(r"[0-9a-f]{4,32}"),
+    "d": re.compile(r"[0-9a-f]{4,32}"),
+    "rp": re.compile(r"\d{1,4}"),
+    "lp": re.compile(r"\d{1,6}"),
+    "fa": re.compile(r"[0-9a-f]{8}"),
+    "fx": re.compile(r"[0-9a-f]{8}"),
+    "bs": re.compile(r"[0-9a-f]{8}"),
+    "bx": re.compile(r"[0-9a-f]{8}"),
+}
 
 
 @dataclass(frozen=True)
@@ -25,7 +35,7 @@ class Callback:
 def parse_callback(data: str | None) -> Callback | None:
     """The callback, or None when the data is malformed (forged or from an old version)."""
     match = CALLBACK.fullmatch(data or "")
-    if match is None:
+    if match is None or not ARGUMENT[match.group(1)].fullmatch(match.group(3)):
         return None
     return Callback(match.group(1), int(match.group(2)), match.group(3))
 
@@ -64,7 +74,12 @@ def list_keyboard(
 
 def confirm_keyboard(owner: int, nonce: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[button("🗑 Yes, forget everything", "fa", owner, nonce), button("Cancel", "fx", owner)]]
+        [
+            [
+                button("🗑 Yes, forget everything", "fa", owner, nonce),
+                button("Cancel", "fx", owner, nonce),
+            ]
+        ]
     )
 
 

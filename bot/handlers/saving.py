@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 from telegram import Update
@@ -41,7 +42,8 @@ async def save_text(update: Update, context: Context, text: str, ttl: timedelta 
         await reply(update, f"⚠️ {esc(str(error))}")
         return
     memory = result.memory
-    if not result.created:
+    same_message = (memory.chat_id, memory.message_id) == (message.chat_id, message.message_id)
+    if not result.created and not same_message:
         await reply(update, f"Already saved as <code>{memory.short_id}</code>.")
         return
     until = f" for {describe(ttl)}" if ttl else ""
@@ -77,8 +79,11 @@ async def plain_message(update: Update, context: Context) -> None:
     assert message is not None
     found = services(context)
     user_id = await found.ensure_user(update)
-    pending = await found.conversations.get(user_id)
     text = message_text(message)
+    if message.caption and text.startswith("/"):
+        await caption_command(update, context, text)
+        return
+    pending = await found.conversations.get(user_id)
     if pending is not None and pending.state == AWAITING_RECALL:
         await found.conversations.clear(user_id)
         await run_recall(update, context, text)
@@ -97,18 +102,39 @@ async def plain_message(update: Update, context: Context) -> None:
     await save_text(update, context, text, ttl)
 
 
+async def caption_command(update: Update, context: Context, caption: str) -> None:
+    """A photo or file captioned with /save or /recall works like the command."""
+    name = caption[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(caption) > 1 else ""
+    if name == "save":
+        await save_command(update, context)
+    elif name in ("recall", "search"):
+        message = update.effective_message
+        assert message is not None
+        await run_recall(update, context, command_payload(message))
+    else:
+        await reply(update, "In a caption I understand /save and /recall; see /help.")
+
+
 async def edited_message(update: Update, context: Context) -> None:
     """An edited chat message updates the memory made from it."""
     message = update.edited_message
     if message is None or not message_text(message) or message.from_user is None:
         return
+    text = message_text(message)
+    if text.startswith("/"):
+        if not re.match(r"/save(@\w+)?(\s|$)", text):
+            return  # an edited /recall or /list changes no memory
+        try:
+            text = split_ttl(command_payload(message))[1]
+        except BadTtl:
+            text = command_payload(message)
     found = services(context)
     try:
         memory = await found.engine.memories.edit_by_source(
             user_id=message.from_user.id,
             chat_id=message.chat_id,
             message_id=message.message_id,
-            text=message_text(message),
+            text=text,
         )
     except InvalidInput as error:
         await reply(update, f"⚠️ {esc(str(error))}")

@@ -157,7 +157,7 @@ async def _dispatch(context: Context, callback: Callback, message_id: int, updat
     pending = await found.conversations.get(owner)
     if pending is None or pending.state != CONFIRM_FORGET_ALL:
         return EXPIRED
-    if callback.action == "fa" and pending.payload.get("nonce") != callback.arg:
+    if pending.payload.get("nonce") != callback.arg:
         return EXPIRED
     await found.conversations.clear(owner)
     if callback.action == "fx":
