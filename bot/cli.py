@@ -103,6 +103,8 @@ async def cmd_repair(settings: Settings, _args: argparse.Namespace) -> int:
 async def cmd_reindex(settings: Settings, _args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from engine.repair import FOLLOW_INTERVAL_S
+
     async def work(engine: MemoryEngine) -> int:
         async with engine.db.reads() as session:
             from sqlalchemy import func, select
@@ -111,7 +113,9 @@ async def cmd_reindex(settings: Settings, _args: argparse.Namespace) -> int:
 
             total = int(await session.scalar(select(func.count()).select_from(MemoryRow)) or 0)
         with tqdm(total=total, unit="memory", disable=None) as bar:
-            done = await engine.memories.reindex(progress=bar.update)
+            done = await engine.memories.reindex(
+                progress=bar.update, settle_s=3 * FOLLOW_INTERVAL_S
+            )
         print(f"reindexed {done} memories into generation {engine.memories.vectors.generation}")
         return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -9,13 +10,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from engine.consistency import GENERATION_KEY, LAST_SWEEP_KEY, CheckOps
+from engine.consistency import GENERATION_KEY, LAST_SWEEP_KEY, CheckOps, active_generation
 from engine.memory import vector_record
 from storage import repositories as repo
 from storage.models import MemoryRow, utcnow
 from storage.vectors import VectorMeta, VectorRef
 
 SWEEP_BATCH = 256
+FOLLOW_INTERVAL_S = 5
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,19 @@ class RepairOps(CheckOps):
         """Repair drift now, without a grace period (after a CompensationFailed, or by hand)."""
         return await self.sweep(grace_s=0, ids=ids)
 
-    async def reindex(self, *, progress: Callable[[int], None] | None = None) -> int:
+    async def reindex(
+        self, *, progress: Callable[[int], None] | None = None, settle_s: float = 0.0
+    ) -> int:
         """Rebuild every vector from SQL into a new generation of collections, then switch.
 
-        Recall keeps using the old generation until the switch; writes made meanwhile are
-        caught up by a repair right after it.
+        Recall keeps using the old generation until the switch. Other running processes
+        follow the switch within FOLLOW_INTERVAL_S (`follow_generation`); `settle_s` waits for
+        them before the old generation is dropped, and a sweep then catches up with every
+        write made meanwhile.
+
+        Args:
+            progress: called with the number of memories indexed by each chunk.
+            settle_s: how long to wait for other processes after the switch (CLI: 15 s).
 
         Returns:
             How many memories were indexed.
@@ -124,6 +134,18 @@ class RepairOps(CheckOps):
             await repo.set_value(session, key=GENERATION_KEY, value=str(target.generation))
             await session.commit()
         previous, self.vectors = self.vectors, target
+        if settle_s:
+            await asyncio.sleep(settle_s)
         await previous.drop()
+        previous.close()
         await self.sweep(grace_s=0)  # catch up with writes made during the rebuild
         return len(ids)
+
+    async def follow_generation(self) -> bool:
+        """Switch to the generation recorded in SQL if another process reindexed (cheap)."""
+        generation = await active_generation(self.db)
+        if generation == self.vectors.generation:
+            return False
+        previous, self.vectors = self.vectors, self.vectors.sibling(generation)
+        previous.close()
+        return True

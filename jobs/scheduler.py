@@ -7,6 +7,7 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.app import MemoryEngine
+from engine.repair import FOLLOW_INTERVAL_S
 from jobs import runs
 
 log = logging.getLogger("memorybot.jobs")
@@ -34,6 +35,13 @@ def build_scheduler(
     async def reset_quotas() -> None:
         await runs.reset_quotas(engine)
 
+    async def follow_index() -> None:
+        if await engine.memories.follow_generation():
+            log.info(
+                "job=follow_index switched to generation %d", engine.memories.vectors.generation
+            )
+
     scheduler.add_job(prune, "interval", hours=6, id="prune_intake")
+    scheduler.add_job(follow_index, "interval", seconds=FOLLOW_INTERVAL_S, id="follow_index")
     scheduler.add_job(reset_quotas, "cron", hour=0, minute=0, timezone="UTC", id="reset_quotas")
     return scheduler

@@ -178,3 +178,20 @@ async def test_prune_intake_keeps_recent_update_ids(engine: MemoryEngine) -> Non
     async with engine.db.writes() as session:
         await repo.add_audit(session, action="probe")
         await session.commit()
+
+
+async def test_a_running_engine_follows_a_reindex_made_elsewhere(
+    engine: MemoryEngine, reopen: Any
+) -> None:
+    await seed(engine)
+    before = await answers(engine)
+    elsewhere: MemoryEngine = await reopen()  # e.g. `memorybot reindex` next to the bot
+    await elsewhere.memories.reindex()
+    assert await engine.memories.follow_generation()
+    assert not await engine.memories.follow_generation()
+    assert engine.memories.vectors.generation == elsewhere.memories.vectors.generation
+    saved = await engine.memories.save(user_id=1, text="written after the switch")
+    assert await answers(engine) == before
+    report = await elsewhere.memories.check()
+    assert not report.drift
+    assert str(saved.memory.id) not in {r.id for r in report.missing}
