@@ -56,7 +56,7 @@ from engine.settings import Settings
 from jobs import runs
 from storage import repositories as repo
 from storage.embedder import sentence_transformer_encoder
-from storage.vectors import VectorRef
+from storage.vector_types import VectorRef
 
 TITLE = "Jobs (bench/jobs.py)"
 HEAVY_USER = 1_000_000

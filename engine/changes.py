@@ -12,7 +12,7 @@ from engine.memory import Memory, normalise_text, vector_record, vector_ref
 from engine.uow import UnitOfWork
 from storage import repositories as repo
 from storage.models import MemoryRow, utcnow
-from storage.vectors import Vector, VectorRef
+from storage.vector_types import Vector, VectorRef
 
 
 class ChangeOps(ServiceBase):

@@ -13,7 +13,8 @@ from engine.memory import text_digest, vector_record
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import utcnow
-from storage.vectors import ChromaStore, VectorMeta, VectorRef
+from storage.vector_types import VectorMeta, VectorRef
+from storage.vectors import ChromaStore
 
 GENERATION_KEY = "vector_generation"
 LAST_SWEEP_KEY = "last_sweep_at"

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from engine.errors import EmptyText, TextTooLong
 from storage.models import MemoryRow
-from storage.vectors import Vector, VectorRecord, VectorRef
+from storage.vector_types import Vector, VectorRecord, VectorRef
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from engine.consistency import GENERATION_KEY, LAST_SWEEP_KEY, CheckOps, active_
 from engine.memory import vector_record
 from storage import repositories as repo
 from storage.models import MemoryRow, utcnow
-from storage.vectors import VectorMeta, VectorRef
+from storage.vector_types import VectorMeta, VectorRef
 
 SWEEP_BATCH = 256
 FOLLOW_INTERVAL_S = 5

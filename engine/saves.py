@@ -16,7 +16,7 @@ from engine.memory import Memory, NewMemory, SaveResult, normalise_text, vector_
 from storage import repositories as repo
 from storage.batching import BatchQueue
 from storage.models import MemoryRow, utcnow
-from storage.vectors import Vector
+from storage.vector_types import Vector
 
 INSERT_ATTEMPTS = 3
 SAVE_BATCH_MAX = 256

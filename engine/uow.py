@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import CommitFailed, CompensationFailed, SqlWriteFailed, VectorWriteFailed
-from storage.vectors import VectorRecord, VectorRef
+from storage.vector_types import VectorRecord, VectorRef
 
 log = logging.getLogger("memorybot.tx")
 COMPENSATION_ATTEMPTS = 3

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from storage.batching import BatchQueue
-from storage.vectors import Vector
+from storage.vector_types import Vector
 
 Encode = Callable[[list[str]], np.ndarray]
 _MODELS: dict[str, Any] = {}

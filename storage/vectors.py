@@ -6,17 +6,16 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
-import numpy.typing as npt
 from chromadb.config import Settings as ChromaSettings
 
-Vector = npt.NDArray[np.float32]
+from storage.vector_types import Vector, VectorHit, VectorMeta, VectorRecord, VectorRef
+
 T = TypeVar("T")
 SCAN_PAGE = 5000
 CALL_CHUNK = 4000  # below Chroma's max batch size
@@ -24,59 +23,6 @@ COUNT_TTL_S = 30.0
 # A user holding at least this share of a shard is searched without a metadata filter and
 # post-filtered: Chroma's filtered HNSW search is slow when the filter is not selective.
 DENSE_SHARE = 0.25
-
-
-@dataclass(frozen=True)
-class VectorRef:
-    """Where a vector lives: its id (the memory UUID) and its owner (which picks the shard)."""
-
-    id: str
-    user_id: int
-
-
-@dataclass(frozen=True)
-class VectorRecord:
-    """A vector with the metadata we keep beside it."""
-
-    id: str
-    user_id: int
-    embedding: Vector
-    created_at: int
-    digest: str
-
-    @property
-    def ref(self) -> VectorRef:
-        return VectorRef(self.id, self.user_id)
-
-    def metadata(self, written_at: int) -> dict[str, str | int]:
-        return {
-            "user_id": self.user_id,
-            "memory_id": self.id,
-            "created_at": self.created_at,
-            "digest": self.digest,
-            "written_at": written_at,
-        }
-
-
-@dataclass(frozen=True)
-class VectorMeta:
-    """What a scan reports about one stored vector."""
-
-    id: str
-    user_id: int
-    created_at: int
-    digest: str
-    written_at: int  # when the vector was last written (the sweep's grace period counts from it)
-
-    @property
-    def ref(self) -> VectorRef:
-        return VectorRef(self.id, self.user_id)
-
-
-@dataclass(frozen=True)
-class VectorHit:
-    id: str
-    similarity: float
 
 
 def _chunks(items: Sequence[T]) -> list[Sequence[T]]:

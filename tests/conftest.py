@@ -30,7 +30,10 @@ from engine.uow import Faults
 from storage.embedder import Embedder, sentence_transformer_encoder
 
 PG_ADMIN = os.environ.get("MEMORYBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = "audit_log, memories, users, kv, processed_updates, dead_letters, broadcast_deliveries, broadcasts"
+TABLES = (
+    "audit_log, memories, users, kv, processed_updates, dead_letters, broadcast_deliveries,"
+    " broadcasts"
+)
 
 
 def fake_encode(texts: list[str]) -> np.ndarray:

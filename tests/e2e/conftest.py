@@ -42,7 +42,9 @@ class BotUnderTest:
         self._task = asyncio.create_task(self.intake.run())
 
     async def stop(self) -> None:
-        assert self.intake is not None and self._task is not None and self._stack is not None
+        assert self.intake is not None
+        assert self._task is not None
+        assert self._stack is not None
         self.intake.stop()
         await self._task
         await self._stack.aclose()

@@ -17,7 +17,7 @@ from engine.errors import (
     WriteFailed,
 )
 from engine.uow import Faults, Step
-from storage.vectors import VectorRecord, VectorRef
+from storage.vector_types import VectorRecord, VectorRef
 
 Op = Callable[[MemoryEngine, list[uuid.UUID]], Awaitable[Any]]
 OPS: dict[str, Op] = {

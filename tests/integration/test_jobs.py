@@ -16,7 +16,7 @@ from jobs import runs
 from jobs.leader import leadership
 from storage import repositories as repo
 from storage.models import utcnow
-from storage.vectors import VectorRecord, VectorRef
+from storage.vector_types import VectorRecord, VectorRef
 
 TEXTS = [
     "my passport is in the blue drawer",

@@ -15,7 +15,7 @@ from engine.uow import Faults, Step, UnitOfWork
 from storage.db import Database, open_database
 from storage.migrate import upgrade
 from storage.models import MemoryRow, UserRow
-from storage.vectors import VectorRecord, VectorRef
+from storage.vector_types import VectorRecord, VectorRef
 
 Body = Callable[[UnitOfWork], Awaitable[None]]
 

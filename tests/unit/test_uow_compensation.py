@@ -14,7 +14,7 @@ from engine.errors import CommitFailed, CompensationFailed
 from engine.uow import Step, UnitOfWork
 from storage.db import Database
 from storage.models import MemoryRow
-from storage.vectors import VectorRef
+from storage.vector_types import VectorRef
 from tests.unit.fake_vectors import (
     FakeVectors,
     adding_user,

@@ -1,0 +1,63 @@
+"""The values the vector store deals in: references, records, metadata and hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class VectorRef:
+    """Where a vector lives: its id (the memory UUID) and its owner (which picks the shard)."""
+
+    id: str
+    user_id: int
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    """A vector with the metadata we keep beside it."""
+
+    id: str
+    user_id: int
+    embedding: Vector
+    created_at: int
+    digest: str
+
+    @property
+    def ref(self) -> VectorRef:
+        return VectorRef(self.id, self.user_id)
+
+    def metadata(self, written_at: int) -> dict[str, str | int]:
+        return {
+            "user_id": self.user_id,
+            "memory_id": self.id,
+            "created_at": self.created_at,
+            "digest": self.digest,
+            "written_at": written_at,
+        }
+
+
+@dataclass(frozen=True)
+class VectorMeta:
+    """What a scan reports about one stored vector."""
+
+    id: str
+    user_id: int
+    created_at: int
+    digest: str
+    written_at: int  # when the vector was last written (the sweep's grace period counts from it)
+
+    @property
+    def ref(self) -> VectorRef:
+        return VectorRef(self.id, self.user_id)
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    id: str
+    similarity: float
