@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import Application
 
@@ -16,13 +17,21 @@ from jobs.delivery import Blocked, BroadcastWorker, RetryLater
 GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_invalid")
 
 
-def broadcast_worker(app: Application, engine: MemoryEngine) -> BroadcastWorker:  # type: ignore[type-arg]
-    """A worker that sends through the bot and edits the admin's preview with progress."""
+def broadcast_worker(
+    app: Application,  # type: ignore[type-arg]
+    engine: MemoryEngine,
+    sender: Bot,
+) -> BroadcastWorker:
+    """A worker that sends through `sender` and edits the admin's preview with progress.
+
+    `sender` has no rate limiter of its own: a 429 must reach the worker, which then pauses
+    every send (PTB's limiter would retry it on its own, outside the broadcast's rate).
+    """
     rate = engine.settings.broadcast_rate
 
     async def send(user_id: int, text: str) -> None:
         try:
-            await app.bot.send_message(user_id, text)
+            await sender.send_message(user_id, text)
         except Forbidden as error:
             raise Blocked(str(error)) from error
         except RetryAfter as error:

@@ -10,12 +10,12 @@ import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from telegram import Update
+from telegram import Bot, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot.app import announce_commands, build_application
+from bot.app import announce_commands, build_application, file_url_for
 from bot.broadcasting import broadcast_worker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake, UpdateProcessor, updates_from
 from bot.replies import esc, preview
@@ -44,7 +44,10 @@ async def running_bot(
         await engine.embedder.warm_up()
         await app.start()
         scheduler.start()
-        worker = broadcast_worker(app, engine)
+        api = base_url or settings.telegram_api_base_url
+        sender = Bot(app.bot.token, base_url=api, base_file_url=file_url_for(api))
+        await sender.initialize()
+        worker = broadcast_worker(app, engine, sender)
         services(app).wake_broadcasts = worker.wake
         delivering = asyncio.create_task(worker.run())
         try:
@@ -52,6 +55,7 @@ async def running_bot(
         finally:
             worker.stop()
             await delivering  # the send in hand finishes and is marked
+            await sender.shutdown()
             scheduler.shutdown(wait=False)
             await app.stop()
             await app.shutdown()

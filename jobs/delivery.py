@@ -141,6 +141,8 @@ class BroadcastWorker:
         attempts = delivery.attempts
         while not self._stopping.is_set():
             await self.limiter.acquire()
+            if await self.broadcasts.status(delivery.broadcast_id) != SENDING:
+                return  # cancelled meanwhile: not one more message
             try:
                 await self.send(delivery.user_id, text)
             except Blocked as error:

@@ -129,6 +129,8 @@ async def edited_message(update: Update, context: Context) -> None:
         except BadTtl:
             text = command_payload(message)
     found = services(context)
+    if await found.permit(update, write=True) is None:
+        return
     try:
         memory = await found.engine.memories.edit_by_source(
             user_id=message.from_user.id,

@@ -130,6 +130,8 @@ async def _dispatch(context: Context, callback: Callback, message_id: int, updat
     assert query is not None
     owner = callback.owner
     if callback.action in ("u", "d"):
+        if await found.permit(update, write=True) is None:
+            return "Not allowed"
         memory = await memories.resolve(user_id=owner, ref=callback.arg)
         await memories.forget(user_id=owner, memory_id=memory.id)
         if callback.action == "u":
