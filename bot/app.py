@@ -9,9 +9,11 @@ from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -44,6 +46,12 @@ from engine.settings import Settings
 log = logging.getLogger("memorybot.bot")
 NEW = filters.UpdateType.MESSAGE
 TEXTUAL = filters.TEXT | filters.CAPTION
+
+
+async def drop_anonymous(update: Update, context: Context) -> None:
+    """Messages without a sender (channels, anonymous admins) are not ours to remember."""
+    if update.effective_user is None:
+        raise ApplicationHandlerStop
 
 
 async def unknown_command(update: Update, context: Context) -> None:
@@ -108,6 +116,7 @@ def build_application(
         "broadcast_status": broadcast_status_command,
         "broadcast_cancel": broadcast_cancel_command,
     }
+    app.add_handler(TypeHandler(Update, drop_anonymous), group=-1)
     for name, handler in commands.items():
         app.add_handler(CommandHandler(name, handler, filters=NEW))
     app.add_handler(CallbackQueryHandler(button_pressed))

@@ -6,18 +6,22 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application
+from telegram.warnings import PTBUserWarning
 
 from bot.services import KEY, BotServices
 
 log = logging.getLogger("memorybot.intake")
+# We fetch getUpdates raw on purpose: one update PTB cannot parse must not block the others.
+warnings.filterwarnings("ignore", message=r".*Bot\.getUpdates.*", category=PTBUserWarning)
 ATTEMPTS = 3
 BACKOFF_S = 0.5
 POLL_TIMEOUT_S = 10
@@ -39,6 +43,28 @@ class UpdateProcessor:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self._lanes = asyncio.Semaphore(MAX_PARALLEL_CHATS)
+
+    async def parse(self, raw: Sequence[dict[str, Any]]) -> list[Update]:
+        """Parse each update on its own; one the library cannot read is parked, not fatal."""
+        updates: list[Update] = []
+        for item in raw:
+            try:
+                update = Update.de_json(item, self.app.bot)
+            except Exception as error:
+                letter = await self.services.ledger.park(
+                    update_id=int(item["update_id"]),
+                    chat_id=None,
+                    raw=item,
+                    error=f"unparseable: {error!r}",
+                    attempts=1,
+                )
+                log.exception(
+                    "update=%s unparseable, parked dead_letter=%s", item["update_id"], letter
+                )
+                continue
+            if update is not None:
+                updates.append(update)
+        return updates
 
     async def process_batch(self, updates: Sequence[Update], *, replay: bool = False) -> None:
         """Handle `updates`: skip those seen before, keep each chat's order, mark the rest done."""
@@ -129,31 +155,34 @@ class PollingIntake:
         failures = 0
         while not self.stopping.is_set():
             try:
-                updates = await self._poll()
+                raw = await self._poll()
                 failures = 0
             except RetryAfter as error:
                 await self._pause(seconds(error.retry_after))
                 continue
-            except (NetworkError, TelegramError) as error:
+            except Exception as error:  # network, server, or a reply we cannot read: retry
                 failures += 1
-                log.warning("getUpdates failed (%d): %s", failures, error)
+                log.warning("getUpdates failed (%d): %r", failures, error)
                 await self._pause(min(30.0, 0.5 * 2**failures))
                 continue
-            if updates is None:
+            if raw is None:
                 break
-            if updates:
-                await self.processor.process_batch(updates)
-                self.offset = updates[-1].update_id + 1
+            if raw:
+                await self.processor.process_batch(await self.processor.parse(raw))
+                self.offset = max(int(item["update_id"]) for item in raw) + 1
         await self._confirm()
 
-    async def _poll(self) -> list[Update] | None:
-        """One getUpdates; None when stop was requested while waiting (nothing is lost)."""
+    async def _poll(self) -> list[dict[str, Any]] | None:
+        """One getUpdates as raw JSON; None when stop was requested while waiting."""
+        params: dict[str, Any] = {
+            "timeout": self.poll_timeout_s,
+            "allowed_updates": Update.ALL_TYPES,
+        }
+        if self.offset is not None:
+            params["offset"] = self.offset
         fetch = asyncio.ensure_future(
-            self.bot.get_updates(
-                offset=self.offset,
-                timeout=self.poll_timeout_s,
-                allowed_updates=Update.ALL_TYPES,
-                read_timeout=self.poll_timeout_s + 10,
+            self.bot.do_api_request(
+                "getUpdates", api_kwargs=params, read_timeout=self.poll_timeout_s + 10
             )
         )
         stop = asyncio.ensure_future(self.stopping.wait())
@@ -164,7 +193,7 @@ class PollingIntake:
             with contextlib.suppress(asyncio.CancelledError, TelegramError):
                 await fetch
             return None
-        return list(fetch.result())
+        return [item for item in fetch.result() if isinstance(item, dict) and "update_id" in item]
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

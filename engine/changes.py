@@ -41,12 +41,12 @@ class ChangeOps(ServiceBase):
         self, *, user_id: int, chat_id: int, message_id: int, text: str
     ) -> Memory | None:
         """Apply an edited chat message to the memory made from it (None if there is none)."""
-        cleaned = normalise_text(text, limit=self.settings.max_memory_chars)
         async with self.db.reads() as session:
             found = await repo.memories_by_source(session, keys=[(chat_id, message_id)])
         current = found.get((chat_id, message_id))
         if current is None or current.user_id != user_id:
-            return None
+            return None  # an edit of a message that is no memory: not our business
+        cleaned = normalise_text(text, limit=self.settings.max_memory_chars)
         if current.text == cleaned:
             return Memory.from_row(current)
         return await self.edit(user_id=user_id, memory_id=current.id, text=cleaned)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.handlers.broadcast import ADMIN_ACTIONS, admin_button
 from bot.handlers.common import command_payload, reply
@@ -103,6 +105,23 @@ async def forget_all_command(update: Update, context: Context) -> None:
     )
 
 
+async def answer_quietly(query: CallbackQuery, note: str) -> None:
+    """Answer a button press; one answered too late (bot was down) is not an error."""
+    with contextlib.suppress(BadRequest):
+        await query.answer(note)
+
+
+async def edit_quietly(
+    query: CallbackQuery, html: str, keyboard: InlineKeyboardMarkup | None
+) -> None:
+    """Edit the pressed message; a double tap ("message is not modified") is not an error."""
+    try:
+        await query.edit_message_text(html, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():
+            raise
+
+
 async def button_pressed(update: Update, context: Context) -> None:
     """Every inline button: validated, owner-checked, then dispatched."""
     query = update.callback_query
@@ -110,7 +129,7 @@ async def button_pressed(update: Update, context: Context) -> None:
     callback = parse_callback(query.data)
     message = query.message
     if callback is None or callback.owner != query.from_user.id or message is None:
-        await query.answer(EXPIRED)
+        await answer_quietly(query, EXPIRED)
         return
     await services(context).ensure_user(update)
     if callback.action in ADMIN_ACTIONS:
@@ -120,7 +139,7 @@ async def button_pressed(update: Update, context: Context) -> None:
         note = await _dispatch(context, callback, message.message_id, update)
     except InvalidInput:
         note = EXPIRED
-    await query.answer(note)
+    await answer_quietly(query, note)
 
 
 async def _dispatch(context: Context, callback: Callback, message_id: int, update: Update) -> str:
@@ -144,17 +163,13 @@ async def _dispatch(context: Context, callback: Callback, message_id: int, updat
         if text is None:
             return EXPIRED
         body, keyboard = await render_recall(context, owner, text, int(callback.arg))
-        await query.edit_message_text(body, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+        await edit_quietly(query, body, keyboard)
         return ""
     if callback.action == "lp":
         offset = int(callback.arg)
         page = await memories.list(user_id=owner, offset=offset, limit=LIST_PAGE)
         keyboard = list_keyboard(owner, offset=offset, limit=LIST_PAGE, total=page.total)
-        await query.edit_message_text(
-            list_text(page.items, offset, page.total),
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard,
-        )
+        await edit_quietly(query, list_text(page.items, offset, page.total), keyboard)
         return ""
     pending = await found.conversations.get(owner)
     if pending is None or pending.state != CONFIRM_FORGET_ALL:
