@@ -36,7 +36,7 @@ class MemoryEngine:
         """Stop background batching and release the stores (PTB post_shutdown calls this)."""
         await self.memories.aclose()
         await self.embedder.aclose()
-        self.memories.vectors.close()
+        self.memories.vectors.close(wait=False)
         await self.db.dispose()
 
 

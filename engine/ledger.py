@@ -72,10 +72,12 @@ class UpdateLedger:
             session.add_all(ProcessedUpdateRow(update_id=i) for i in sorted(fresh))
             try:
                 await session.commit()
-            except IntegrityError:  # another worker marked some meanwhile: mark one by one
+            except IntegrityError:  # another worker marked some meanwhile: one by one
                 await session.rollback()
-                for update_id in fresh:
-                    await self.mark(update_id)
+            else:
+                return
+        for update_id in fresh:
+            await self.mark(update_id)
 
     async def mark(self, update_id: int) -> None:
         """Record `update_id` as handled (a second call is a no-op)."""

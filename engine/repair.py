@@ -137,7 +137,7 @@ class RepairOps(CheckOps):
         if settle_s:
             await asyncio.sleep(settle_s)
         await previous.drop()
-        previous.close()
+        previous.close(wait=False)
         await self.sweep(grace_s=0)  # catch up with writes made during the rebuild
         return len(ids)
 
@@ -147,5 +147,5 @@ class RepairOps(CheckOps):
         if generation == self.vectors.generation:
             return False
         previous, self.vectors = self.vectors, self.vectors.sibling(generation)
-        previous.close()
+        previous.close(wait=False)
         return True

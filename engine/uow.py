@@ -11,9 +11,10 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.errors import CommitFailed, CompensationFailed, SqlWriteFailed, VectorWriteFailed
+from storage.db import WriteSessions
 from storage.vector_types import VectorRecord, VectorRef
 
 log = logging.getLogger("memorybot.tx")
@@ -71,7 +72,7 @@ class UnitOfWork:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: WriteSessions,
         vectors: VectorWriter,
         *,
         op: str,
@@ -88,7 +89,8 @@ class UnitOfWork:
         self._started = 0.0
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessions()
+        self._opened = self._sessions()
+        self.session = await self._opened.__aenter__()
         self._started = time.perf_counter()
         return self
 
@@ -196,7 +198,7 @@ class UnitOfWork:
                 elif self._outcome is None:
                     self._log("rolled_back", logging.INFO)
         finally:
-            await self.session.close()
+            await self._opened.__aexit__(None, None, None)
 
     def _log(self, outcome: str, level: int) -> None:
         self._outcome = outcome

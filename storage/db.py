@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,21 +19,24 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+WriteSessions = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 
 
 @dataclass(frozen=True)
 class Database:
     """Session factories: `writes` for units of work, `reads` for queries.
 
-    On SQLite, write transactions start with BEGIN IMMEDIATE so that two writers queue on the
-    busy timeout instead of failing when one upgrades a read lock; reads stay deferred and,
-    thanks to WAL, never wait for a writer. On PostgreSQL both factories share one engine.
+    On SQLite, write transactions start with BEGIN IMMEDIATE so that two writers never fail
+    when one upgrades a read lock, and the writers of this process queue on an asyncio lock
+    first: SQLite's busy handler sleeps in growing steps, so 50 tasks contending for the one
+    write lock would mostly sleep. Reads stay deferred and, thanks to WAL, never wait for a
+    writer. On PostgreSQL both factories share one engine and writers run concurrently.
     """
 
     url: str
     write_engine: AsyncEngine
     read_engine: AsyncEngine
-    writes: async_sessionmaker[AsyncSession]
+    writes: WriteSessions
     reads: async_sessionmaker[AsyncSession]
 
     @property
@@ -63,6 +69,19 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
     return engine
 
 
+def _write_sessions(
+    factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None
+) -> WriteSessions:
+    @contextlib.asynccontextmanager
+    async def open_session() -> AsyncIterator[AsyncSession]:
+        async with contextlib.AsyncExitStack() as stack:
+            if lock is not None:
+                await stack.enter_async_context(lock)
+            yield await stack.enter_async_context(factory())
+
+    return open_session
+
+
 def open_database(url: str) -> Database:
     """Build the engines for `url` (creating the SQLite file's folder if needed)."""
     parsed = make_url(url)
@@ -71,13 +90,15 @@ def open_database(url: str) -> Database:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
         read_engine = _sqlite_engine(url, begin="BEGIN")
+        lock: asyncio.Lock | None = asyncio.Lock()
     else:
         write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         read_engine = write_engine
+        lock = None
     return Database(
         url=url,
         write_engine=write_engine,
         read_engine=read_engine,
-        writes=async_sessionmaker(write_engine, expire_on_commit=False),
+        writes=_write_sessions(async_sessionmaker(write_engine, expire_on_commit=False), lock),
         reads=async_sessionmaker(read_engine, expire_on_commit=False),
     )

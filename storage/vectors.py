@@ -263,5 +263,6 @@ class ChromaStore:
 
         await self._run(_drop)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the worker threads (`wait=False` from the event loop: never block it)."""
+        self._executor.shutdown(wait=wait)
