@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +14,6 @@ from tests.unit.fake_vectors import (
     FakeVectors,
     adding_user,
     faults_at,
-    open_test_db,
     outcomes,
     record,
     rows,
@@ -27,22 +23,7 @@ from tests.unit.fake_vectors import (
     users,
 )
 
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_test_db(tmp_path)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-def store() -> FakeVectors:
-    return FakeVectors()
-
-
-@pytest.fixture(autouse=True)
-def tx_log(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="memorybot.tx")
+pytestmark = pytest.mark.usefixtures("tx_log")
 
 
 async def test_commit_makes_rows_and_vectors_visible(

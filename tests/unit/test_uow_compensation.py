@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,6 @@ from tests.unit.fake_vectors import (
     FakeVectors,
     adding_user,
     faults_at,
-    open_test_db,
     outcomes,
     record,
     rows,
@@ -31,22 +28,9 @@ from tests.unit.fake_vectors import (
 )
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_test_db(tmp_path)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-def store() -> FakeVectors:
-    return FakeVectors()
-
-
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def fast_backoff(monkeypatch: pytest.MonkeyPatch, tx_log: None) -> None:
     monkeypatch.setattr(uow_module, "COMPENSATION_BACKOFF_S", 0.0)
-    caplog.set_level(logging.INFO, logger="memorybot.tx")
 
 
 async def test_commit_fault_removes_the_vector_by_compensation(
