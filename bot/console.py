@@ -7,9 +7,9 @@ import re
 import sys
 from collections.abc import Callable
 
-from bot.emulator import BotApiEmulator, SentMessage
 from bot.intake import PollingIntake
 from bot.runner import running_bot
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.settings import Settings
 
 CONSOLE_USER = 1_000_001

@@ -1,0 +1,8 @@
+"""A local Telegram Bot API emulator (aiohttp) that the real python-telegram-bot talks to."""
+
+from botapi_emulator.emulator import BotApiEmulator
+from botapi_emulator.errors import ApiError
+from botapi_emulator.markup import button_data
+from botapi_emulator.model import SentMessage, Upload
+
+__all__ = ["ApiError", "BotApiEmulator", "SentMessage", "Upload", "button_data"]

@@ -1,0 +1,128 @@
+"""The Bot API method table: getMe, getUpdates, commands, webhook, files, chats + messaging."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botapi_emulator.errors import ApiError, bad_request
+from botapi_emulator.messaging import MessageMethods
+from botapi_emulator.model import SentMessage
+from botapi_emulator.params import Handler, flag_param, int_param, scope_key
+from botapi_emulator.state import EmulatorState
+
+_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+_ACCEPTED = ("setmydescription", "setmyshortdescription", "setmyname", "setchatmenubutton")
+
+
+class BotApiMethods:
+    """Every emulated Bot API method over an EmulatorState, looked up by case-insensitive name."""
+
+    def __init__(self, state: EmulatorState, on_sent: Callable[[SentMessage], None]) -> None:
+        self._state = state
+        self._methods: dict[str, Handler] = {
+            "getme": self._get_me,
+            "getupdates": self._get_updates,
+            **MessageMethods(state, on_sent).handlers(),
+            "setmycommands": self._set_commands,
+            "getmycommands": self._get_commands,
+            "deletemycommands": self._delete_commands,
+            "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
+            "getwebhookinfo": self._webhook_info,
+            "getfile": self._get_file,
+            "getchat": self._get_chat,
+            "close": self._true,
+            "logout": self._true,
+            **dict.fromkeys(_ACCEPTED, self._true),
+        }
+
+    def handler(self, method: str) -> Handler | None:
+        """The handler of a method name (any case), None if not emulated."""
+        return self._methods.get(method.lower())
+
+    async def _true(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _get_me(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._state.bot_user | {
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self._state.webhook_url:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+        updates = self._state.updates
+        offset = int_param(params, "offset")
+        limit = min(max(int_param(params, "limit") or 100, 1), 100)
+        deadline = time.monotonic() + float(params.get("timeout") or 0)
+        if offset is not None:
+            updates.confirm(offset)
+        while True:
+            batch = updates.batch(offset, limit)
+            left = deadline - time.monotonic()
+            if batch or updates.closed or left <= 0:
+                return batch
+            await updates.signal.wait(left)
+
+    async def _set_commands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            raise bad_request("can't parse commands JSON object")
+        for item in commands:
+            if not isinstance(item, dict) or not _COMMAND.fullmatch(str(item.get("command"))):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(item.get("description") or "")) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+        self._state.set_commands(scope_key(params), commands)
+        return True
+
+    async def _get_commands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._state.get_commands(scope_key(params))
+
+    async def _delete_commands(self, params: dict[str, Any]) -> bool:
+        self._state.delete_commands(scope_key(params))
+        return True
+
+    async def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        self._state.webhook_url = ""
+        if flag_param(params, "drop_pending_updates"):
+            self._state.updates.clear()
+        return True
+
+    async def _set_webhook(self, params: dict[str, Any]) -> bool:
+        self._state.webhook_url = str(params.get("url") or "")
+        if flag_param(params, "drop_pending_updates"):
+            self._state.updates.clear()
+        return True
+
+    async def _webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self._state.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": self._state.pending_updates(),
+        }
+
+    async def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id") or "")
+        upload = self._state.file(file_id)
+        if upload is None:
+            raise bad_request("invalid file_id")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"U{file_id[4:10]}",
+            "file_size": len(upload.data),
+            "file_path": f"documents/{file_id}/{upload.file_name}",
+        }
+
+    async def _get_chat(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int_param(params, "chat_id")
+        if chat_id is None or not self._state.has_chat(chat_id):
+            raise bad_request("chat not found")
+        return self._state.chat(chat_id) | {"accent_color_id": 0, "max_reaction_count": 11}
