@@ -7,13 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
-
+from engine.broadcasts import SENDING
 from engine.consistency import ConsistencyReport
 from engine.errors import InvalidInput
-from storage import repositories as repo
-from storage.db import Database
-from storage.models import AuditRow, BroadcastRow, DeadLetterRow, UserRow
+from engine.stores import Stores
 
 
 class Role(StrEnum):
@@ -48,37 +45,32 @@ class SystemStats:
 
 
 class AdminService:
-    def __init__(self, *, db: Database) -> None:
-        self.db = db
+    """Roles, audit entries and system statistics."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
 
     async def role_of(self, user_id: int) -> Role:
-        async with self.db.reads() as session:
-            role = await session.scalar(select(UserRow.role).where(UserRow.id == user_id))
+        """The user's role (USER for someone unknown)."""
+        async with self._stores.reading() as repos:
+            role = await repos.users.role_of(user_id)
         return Role(role) if role else Role.USER
 
     async def set_role(self, *, actor_id: int, target: str, role: Role) -> int:
         """Give `target` (a user id or @username) `role`; audited. Returns the user id."""
-        async with self.db.writes() as session:
-            query = select(UserRow)
-            name = target.removeprefix("@")
-            if name.lstrip("-").isdigit():
-                query = query.where(UserRow.id == int(name))
-            else:
-                query = query.where(func.lower(UserRow.username) == name.lower())
-            user = await session.scalar(query)
+        async with self._stores.unit_of_work("set_role") as uow:
+            user = await uow.users.find(target)
             if user is None:
                 raise UnknownTarget(target)
             previous = user.role
             user.role = role.value
-            await repo.add_audit(
-                session,
+            uow.audit.add(
                 action="role_change",
                 actor_id=actor_id,
                 target=str(user.id),
                 details={"from": previous, "to": role.value},
             )
-            await session.commit()
-            return user.id
+        return user.id
 
     async def audit(
         self,
@@ -89,42 +81,28 @@ class AdminService:
         success: bool = True,
         details: dict[str, Any] | None = None,
     ) -> None:
-        async with self.db.writes() as session:
-            await repo.add_audit(
-                session,
-                action=action,
-                actor_id=actor_id,
-                target=target,
-                details=details,
-                success=success,
+        """Append one audit entry."""
+        async with self._stores.unit_of_work("audit") as uow:
+            uow.audit.add(
+                action=action, actor_id=actor_id, target=target, details=details, success=success
             )
-            await session.commit()
 
     async def latest_audit(self, *, limit: int = 10) -> list[AuditEntry]:
-        async with self.db.reads() as session:
-            rows = await session.scalars(
-                select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
-            )
+        """The newest audit entries, newest first."""
+        async with self._stores.reading() as repos:
+            rows = await repos.audit.latest(limit)
             return [
                 AuditEntry(r.at, r.actor_id, r.action, r.target, r.success, dict(r.details))
                 for r in rows
             ]
 
     async def stats(self, consistency: ConsistencyReport) -> SystemStats:
-        async with self.db.reads() as session:
-            active = await session.scalar(select(func.count()).where(UserRow.is_active))
-            blocked = await session.scalar(select(func.count()).where(~UserRow.is_active))
-            letters = await session.scalar(
-                select(func.count()).where(DeadLetterRow.replayed_at.is_(None))
-            )
-            running = await session.scalar(
-                select(func.count()).where(BroadcastRow.status == "sending")
-            )
+        """Users, memories, dead letters and running broadcasts, beside `consistency`."""
+        async with self._stores.reading() as repos:
+            active = await repos.users.count(active=True)
+            blocked = await repos.users.count(active=False)
+            letters = await repos.dead_letters.count_pending()
+            running = await repos.broadcasts.count(status=SENDING)
         return SystemStats(
-            int(active or 0),
-            int(blocked or 0),
-            consistency.sql_count,
-            consistency,
-            int(letters or 0),
-            int(running or 0),
+            active, blocked, consistency.sql_count, consistency, letters, running
         )

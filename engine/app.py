@@ -1,4 +1,4 @@
-"""The composition root: builds the engine from settings (the bot and the CLI both use it)."""
+"""The composition root: builds the engine's services on one `Stores` (bot, jobs and CLI)."""
 
 from __future__ import annotations
 
@@ -7,82 +7,70 @@ from dataclasses import dataclass
 
 from engine.admin import AdminService
 from engine.broadcasts import BroadcastService
-from engine.consistency import active_generation
+from engine.faults import Faults
+from engine.index_care import IndexCare
+from engine.memory_reads import MemoryReads
+from engine.memory_writes import MemoryWrites
 from engine.quotas import QuotaService
-from engine.service import MemoryService
 from engine.settings import Settings
-from engine.uow import Faults
+from engine.stores import Stores, open_stores
 from engine.users import UserService
-from storage import migrate
-from storage.db import Database, open_database
-from storage.embedder import Embedder, sentence_transformer_encoder
-from storage.vectors import ChromaStore
+from engine.vector_index import VectorIndex
+from storage.embedder import Embedder
 
 log = logging.getLogger("memorybot.engine")
 
 
 @dataclass
 class MemoryEngine:
-    settings: Settings
-    db: Database
-    embedder: Embedder
-    memories: MemoryService
+    """Every engine service, each built on the same `Stores` (constructor injection)."""
+
+    stores: Stores
+    writes: MemoryWrites
+    reads: MemoryReads
+    index: IndexCare
     users: UserService
     admin: AdminService
     quotas: QuotaService
     broadcasts: BroadcastService
 
+    @property
+    def settings(self) -> Settings:
+        return self.stores.settings
+
+    @classmethod
+    def on(cls, stores: Stores) -> MemoryEngine:
+        """Build every service on `stores`."""
+        return cls(
+            stores,
+            MemoryWrites(stores),
+            MemoryReads(stores),
+            IndexCare(stores),
+            UserService(stores),
+            AdminService(stores),
+            QuotaService(stores),
+            BroadcastService(stores),
+        )
+
     async def aclose(self) -> None:
-        """Stop background batching and release the stores (PTB post_shutdown calls this)."""
-        await self.memories.aclose()
-        await self.embedder.aclose()
-        self.memories.vectors.close(wait=False)
-        await self.db.dispose()
-
-
-def build_embedder(settings: Settings) -> Embedder:
-    """The real model, loaded once per process from the installed package."""
-    encode = sentence_transformer_encoder(
-        settings.embedding_model, batch_size=settings.embed_batch_size
-    )
-    return Embedder(
-        encode, max_batch=settings.embed_batch_size, wait_ms=settings.embed_batch_wait_ms
-    )
+        """Finish the saves in hand, then release the stores (PTB post_shutdown calls this)."""
+        await self.writes.aclose()
+        await self.stores.aclose()
 
 
 async def open_engine(
     settings: Settings,
     *,
     embedder: Embedder | None = None,
+    vectors: VectorIndex | None = None,
     faults: Faults | None = None,
     upgrade: bool = True,
 ) -> MemoryEngine:
-    """Open the database (migrating it unless `upgrade` is False), Chroma and the model."""
-    db = open_database(settings.database_url)
-    if upgrade:
-        await migrate.upgrade(db.write_engine)
-    vectors = ChromaStore.open(
-        path=settings.chroma_path,
-        url=settings.chroma_url,
-        base=settings.chroma_collection,
-        shards=settings.chroma_shards,
-        generation=await active_generation(db),
+    """Open the stores (see `engine.stores.open_stores`) and build the engine on them."""
+    stores = await open_stores(
+        settings, embedder=embedder, vectors=vectors, faults=faults, upgrade=upgrade
     )
-    embedder = embedder or build_embedder(settings)
-    memories = MemoryService(
-        db=db, vectors=vectors, embedder=embedder, settings=settings, faults=faults
-    )
-    users = UserService(db=db, admin_ids=settings.admin_user_ids)
     log.info(
-        "engine open db=%s chroma=%s", db.dialect, "server" if settings.chroma_url else "embedded"
+        "engine open db=%s chroma=%s", stores.dialect, "server" if settings.chroma_url else "embedded"
     )
-    return MemoryEngine(
-        settings,
-        db,
-        embedder,
-        memories,
-        users,
-        AdminService(db=db),
-        QuotaService(db=db, settings=settings),
-        BroadcastService(db=db),
-    )
+    return MemoryEngine.on(stores)

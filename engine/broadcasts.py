@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, literal, select, update
-
-from storage import repositories as repo
-from storage.db import Database
-from storage.models import BroadcastDeliveryRow, BroadcastRow, UserRow, utcnow
+from engine.stores import Stores
 
 PENDING, SENT, FAILED, BLOCKED = "pending", "sent", "failed", "blocked"
 SENDING, DONE, CANCELLED = "sending", "done", "cancelled"
@@ -44,13 +40,13 @@ class Delivery:
 class BroadcastService:
     """Create, follow and cancel broadcasts; the delivery worker (jobs.delivery) sends them."""
 
-    def __init__(self, *, db: Database) -> None:
-        self.db = db
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
 
     async def recipients(self) -> int:
         """How many users a broadcast would reach now (active users)."""
-        async with self.db.reads() as session:
-            return int(await session.scalar(select(func.count()).where(UserRow.is_active)) or 0)
+        async with self._stores.reading() as repos:
+            return await repos.users.count(active=True)
 
     async def create(
         self,
@@ -61,46 +57,30 @@ class BroadcastService:
         progress_message_id: int | None = None,
     ) -> int:
         """One transaction: the broadcast row and one pending delivery per active user."""
-        async with self.db.writes() as session:
-            row = BroadcastRow(
+        async with self._stores.unit_of_work("broadcast") as uow:
+            row = await uow.broadcasts.create(
                 author_id=author_id,
                 text=text,
                 status=SENDING,
+                pending=PENDING,
                 progress_chat_id=progress_chat_id,
                 progress_message_id=progress_message_id,
             )
-            session.add(row)
-            await session.flush()
-            result = await session.execute(
-                insert(BroadcastDeliveryRow).from_select(
-                    ["broadcast_id", "user_id", "status", "attempts"],
-                    select(literal(row.id), UserRow.id, literal(PENDING), literal(0)).where(
-                        UserRow.is_active
-                    ),
-                )
-            )
-            row.total = int(result.rowcount)  # type: ignore[attr-defined]
-            await repo.add_audit(
-                session,
+            uow.audit.add(
                 action="broadcast",
                 actor_id=author_id,
                 target=str(row.id),
                 details={"recipients": row.total, "chars": len(text)},
             )
-            await session.commit()
-            return row.id
+        return row.id
 
     async def progress(self, broadcast_id: int) -> BroadcastProgress | None:
-        async with self.db.reads() as session:
-            row = await session.get(BroadcastRow, broadcast_id)
+        """Counts per delivery status, or None for an unknown broadcast."""
+        async with self._stores.reading() as repos:
+            row = await repos.broadcasts.get(broadcast_id)
             if row is None:
                 return None
-            grouped = await session.execute(
-                select(BroadcastDeliveryRow.status, func.count())
-                .where(BroadcastDeliveryRow.broadcast_id == broadcast_id)
-                .group_by(BroadcastDeliveryRow.status)
-            )
-            counts: dict[str, int] = {status: int(n) for status, n in grouped}
+            counts = await repos.broadcasts.status_counts(broadcast_id)
         return BroadcastProgress(
             row.id,
             row.status,
@@ -117,74 +97,45 @@ class BroadcastService:
 
     async def ids(self, *, status: str | None = None, limit: int = 5) -> list[int]:
         """Newest broadcast ids, optionally only those with `status`."""
-        query = select(BroadcastRow.id).order_by(BroadcastRow.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(BroadcastRow.status == status)
-        async with self.db.reads() as session:
-            return list(await session.scalars(query))
+        async with self._stores.reading() as repos:
+            return await repos.broadcasts.newest_ids(status=status, limit=limit)
 
     async def cancel(self, *, broadcast_id: int, actor_id: int) -> bool:
         """Stop a running broadcast (deliveries not yet sent stay unsent); audited."""
-        async with self.db.writes() as session:
-            result = await session.execute(
-                update(BroadcastRow)
-                .where(BroadcastRow.id == broadcast_id, BroadcastRow.status == SENDING)
-                .values(status=CANCELLED, finished_at=utcnow())
+        async with self._stores.unit_of_work("broadcast_cancel") as uow:
+            changed = await uow.broadcasts.finish(
+                broadcast_id, from_status=SENDING, to_status=CANCELLED
             )
-            changed = bool(result.rowcount)  # type: ignore[attr-defined]
-            await repo.add_audit(
-                session,
+            uow.audit.add(
                 action="broadcast_cancel",
                 actor_id=actor_id,
                 target=str(broadcast_id),
                 success=changed,
             )
-            await session.commit()
-            return changed
+        return changed
 
     async def status(self, broadcast_id: int) -> str | None:
-        async with self.db.reads() as session:
-            return await session.scalar(
-                select(BroadcastRow.status).where(BroadcastRow.id == broadcast_id)
-            )
+        """The broadcast's status, or None if there is no such broadcast."""
+        async with self._stores.reading() as repos:
+            row = await repos.broadcasts.get(broadcast_id)
+        return None if row is None else row.status
 
     async def pending(self, broadcast_id: int, *, limit: int) -> list[Delivery]:
-        async with self.db.reads() as session:
-            rows = await session.scalars(
-                select(BroadcastDeliveryRow)
-                .where(
-                    BroadcastDeliveryRow.broadcast_id == broadcast_id,
-                    BroadcastDeliveryRow.status == PENDING,
-                )
-                .order_by(BroadcastDeliveryRow.id)
-                .limit(limit)
-            )
-            return [Delivery(r.id, r.broadcast_id, r.user_id, r.attempts) for r in rows]
+        """The next deliveries still to send, oldest first."""
+        async with self._stores.reading() as repos:
+            rows = await repos.broadcasts.deliveries(broadcast_id, status=PENDING, limit=limit)
+        return [Delivery(r.id, r.broadcast_id, r.user_id, r.attempts) for r in rows]
 
     async def mark(self, delivery: Delivery, status: str, *, error: str | None = None) -> None:
         """Record one delivery's outcome; a blocked recipient is made inactive."""
-        async with self.db.writes() as session:
-            await session.execute(
-                update(BroadcastDeliveryRow)
-                .where(BroadcastDeliveryRow.id == delivery.id)
-                .values(
-                    status=status,
-                    attempts=BroadcastDeliveryRow.attempts + 1,
-                    error=error,
-                    sent_at=utcnow() if status == SENT else None,
-                )
+        async with self._stores.unit_of_work("delivery") as uow:
+            await uow.broadcasts.mark_delivery(
+                delivery.id, status=status, error=error, sent=status == SENT
             )
             if status == BLOCKED:
-                await session.execute(
-                    update(UserRow).where(UserRow.id == delivery.user_id).values(is_active=False)
-                )
-            await session.commit()
+                await uow.users.deactivate(delivery.user_id)
 
     async def finish(self, broadcast_id: int) -> None:
-        async with self.db.writes() as session:
-            await session.execute(
-                update(BroadcastRow)
-                .where(BroadcastRow.id == broadcast_id, BroadcastRow.status == SENDING)
-                .values(status=DONE, finished_at=utcnow())
-            )
-            await session.commit()
+        """Mark a running broadcast done."""
+        async with self._stores.unit_of_work("broadcast_done") as uow:
+            await uow.broadcasts.finish(broadcast_id, from_status=SENDING, to_status=DONE)

@@ -71,9 +71,18 @@ class CompensationFailed(WriteFailed):
         self.args = (f"{op} failed and its vector write could not be undone; needs repair",)
 
 
-class SourceTaken(InvalidInput):
+class AlreadyExists(InvalidInput):
+    """A write ran into a unique constraint: what it adds is there already."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__(f"{op}: that already exists.")
+        self.op = op
+
+
+class SourceTaken(AlreadyExists):
     def __init__(self) -> None:
-        super().__init__("That message was already saved by someone else.")
+        InvalidInput.__init__(self, "That message was already saved by someone else.")
+        self.op = "save"
 
 
 class AmbiguousId(InvalidInput):

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, func, select, update
-
 from engine.errors import InvalidInput
-from engine.settings import Settings
-from storage import repositories as repo
-from storage.db import Database
-from storage.models import UserRow, utcnow
+from engine.stores import Stores
+from storage.models import utcnow
 
 
 class QuotaExceeded(InvalidInput):
@@ -35,69 +31,48 @@ def next_reset() -> datetime:
 class QuotaService:
     """Counts operations atomically in the users row; admins can override limits per user."""
 
-    def __init__(self, *, db: Database, settings: Settings) -> None:
-        self.db = db
-        self.settings = settings
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+        self._settings = stores.settings
 
     async def consume(self, user_id: int) -> None:
         """Count one operation for today, or raise QuotaExceeded (nothing counted)."""
-        day = today()
-        limit = func.coalesce(UserRow.daily_ops_limit, self.settings.quota_daily_ops)
-        async with self.db.writes() as session:
-            result = await session.execute(
-                update(UserRow)
-                .where(UserRow.id == user_id)
-                .where(
-                    (UserRow.ops_day != day)
-                    | (UserRow.ops_day.is_(None))
-                    | (UserRow.ops_today < limit)
-                )
-                .values(
-                    ops_today=case((UserRow.ops_day == day, UserRow.ops_today + 1), else_=1),
-                    ops_day=day,
-                )
+        async with self._stores.unit_of_work("quota") as uow:
+            counted = await uow.users.consume_op(
+                user_id=user_id, day=today(), default_limit=self._settings.quota_daily_ops
             )
-            await session.commit()
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            user = await self._user(user_id)
+        if not counted:
+            async with self._stores.reading() as repos:
+                user = await repos.users.get(user_id)
             cap = user.daily_ops_limit if user and user.daily_ops_limit is not None else None
             raise QuotaExceeded(
                 "daily operations",
-                cap if cap is not None else self.settings.quota_daily_ops,
+                cap if cap is not None else self._settings.quota_daily_ops,
                 next_reset(),
             )
 
     async def check_storage(self, user_id: int) -> None:
         """Raise QuotaExceeded when the user already stores their maximum of memories."""
-        user = await self._user(user_id)
-        cap = self.settings.quota_max_memories
+        async with self._stores.reading() as repos:
+            user = await repos.users.get(user_id)
+            held = await repos.memories.count(user_id=user_id, now=utcnow())
+        cap = self._settings.quota_max_memories
         if user is not None and user.max_memories is not None:
             cap = user.max_memories
-        async with self.db.reads() as session:
-            held = await repo.count_memories(session, user_id=user_id, now=utcnow())
         if held >= cap:
             raise QuotaExceeded("memories", cap, None)
 
     async def set_limits(
         self, *, user_id: int, daily_ops: int | None, max_memories: int | None
     ) -> None:
-        async with self.db.writes() as session:
-            user = await session.get(UserRow, user_id)
-            if user is None:
-                return
-            user.daily_ops_limit = daily_ops
-            user.max_memories = max_memories
-            await session.commit()
+        """Override one user's limits (None: the default from settings)."""
+        async with self._stores.unit_of_work("quota_limits") as uow:
+            user = await uow.users.get(user_id)
+            if user is not None:
+                user.daily_ops_limit = daily_ops
+                user.max_memories = max_memories
 
     async def reset_daily(self) -> int:
         """The daily job: zero every counter (also done lazily when the day changes)."""
-        async with self.db.writes() as session:
-            result = await session.execute(
-                update(UserRow).where(UserRow.ops_today != 0).values(ops_today=0, ops_day=today())
-            )
-            await session.commit()
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
-    async def _user(self, user_id: int) -> UserRow | None:
-        async with self.db.reads() as session:
-            return await session.scalar(select(UserRow).where(UserRow.id == user_id))
+        async with self._stores.unit_of_work("quota_reset") as uow:
+            return await uow.users.reset_ops(day=today())

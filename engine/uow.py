@@ -1,4 +1,11 @@
-"""The unit of work: flush → vector write → commit, with compensation when the commit fails."""
+"""The unit of work: the one place a transaction is opened, written and committed.
+
+`async with stores.unit_of_work("op") as uow:` is the transaction (`session.begin()`
+semantics): leaving the block normally flushes and commits; leaving it by an exception rolls
+SQL back and undoes every vector write made inside it. Memory writes follow
+flush → vector write → commit; if the commit fails the vector writes are compensated.
+A SQL-only write is the same block without vector steps.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +13,39 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from enum import StrEnum
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.errors import CommitFailed, CompensationFailed, SqlWriteFailed, VectorWriteFailed
+from engine.errors import (
+    AlreadyExists,
+    CommitFailed,
+    CompensationFailed,
+    SourceTaken,
+    SqlWriteFailed,
+    VectorWriteFailed,
+)
+from engine.faults import Faults, Step
+from engine.vector_index import VectorIndex, VectorRecord, VectorRef
 from storage.db import WriteSessions
-from storage.vector_types import VectorRecord, VectorRef
+from storage.repositories import Repositories
 
 log = logging.getLogger("memorybot.tx")
 COMPENSATION_ATTEMPTS = 3
 COMPENSATION_BACKOFF_S = 0.05
+Undo = Callable[[], Awaitable[None]]
 
 
-class Step(StrEnum):
-    """The named seams of the write protocol, in order."""
-
-    FLUSH = "flush"
-    VECTOR_WRITE = "vector_write"
-    COMMIT = "commit"
-    COMPENSATION = "compensation"
-
-
-class InjectedFault(RuntimeError):
-    """Raised at a seam on purpose (tests and drills)."""
-
-
-class Faults:
-    """A plan of seams to break: `faults.fail(Step.COMMIT)` makes the next commit fail."""
-
-    def __init__(self) -> None:
-        self._remaining: dict[Step, int] = {}
-
-    def fail(self, step: Step, times: int = 1) -> None:
-        self._remaining[step] = times
-
-    def check(self, step: Step) -> None:
-        left = self._remaining.get(step, 0)
-        if left > 0:
-            self._remaining[step] = left - 1
-            raise InjectedFault(f"injected failure at {step}")
-
-
-class VectorWriter(Protocol):
-    async def upsert(self, records: Sequence[VectorRecord]) -> None: ...
-    async def delete(self, refs: Sequence[VectorRef]) -> None: ...
-    async def fetch(self, refs: Sequence[VectorRef]) -> list[VectorRecord]: ...
+def translate(op: str, ids: Sequence[str], error: IntegrityError) -> Exception:
+    """A constraint violation as the domain error it means."""
+    text = str(error.orig if error.orig is not None else error)
+    if "message_id" in text and ("memories" in text or "uq_memories" in text):
+        return SourceTaken()
+    if "UNIQUE" in text or "duplicate key" in text or "unique constraint" in text:
+        return AlreadyExists(op)
+    return SqlWriteFailed(op, ids, error)
 
 
 def _ids_text(ids: Sequence[str]) -> str:
@@ -62,35 +53,27 @@ def _ids_text(ids: Sequence[str]) -> str:
     return shown + (f",+{len(ids) - 10}more" if len(ids) > 10 else "")
 
 
-class UnitOfWork:
-    """Owns one AsyncSession and a stack of compensations for the vector writes it made.
-
-    Leaving the block without `commit()` rolls SQL back and undoes every vector write.
-    """
+class UnitOfWork(Repositories):
+    """One AsyncSession, its repositories, and the compensations of its vector writes."""
 
     session: AsyncSession
 
     def __init__(
-        self,
-        sessions: WriteSessions,
-        vectors: VectorWriter,
-        *,
-        op: str,
-        faults: Faults | None = None,
+        self, sessions: WriteSessions, vectors: VectorIndex, *, op: str, faults: Faults | None
     ) -> None:
         self._sessions = sessions
         self._vectors = vectors
         self._faults = faults or Faults()
         self.op = op
         self.ids: list[str] = []
-        self._undo: list[Callable[[], Awaitable[None]]] = []
+        self._undo: list[Undo] = []
         self.committed = False
-        self._outcome: str | None = None
         self._started = 0.0
 
     async def __aenter__(self) -> Self:
         self._opened = self._sessions()
         self.session = await self._opened.__aenter__()
+        super().__init__(self.session)
         self._started = time.perf_counter()
         return self
 
@@ -103,8 +86,8 @@ class UnitOfWork:
         try:
             self._faults.check(Step.FLUSH)
             await self.session.flush()
-        except IntegrityError:
-            raise
+        except IntegrityError as error:
+            raise translate(self.op, self.ids, error) from error
         except Exception as error:
             raise SqlWriteFailed(self.op, self.ids, error) from error
 
@@ -137,9 +120,7 @@ class UnitOfWork:
         except Exception as error:
             raise VectorWriteFailed(self.op, self.ids, error) from error
 
-    async def _vector_write(
-        self, undo: Callable[[], Awaitable[None]], write: Callable[[], Awaitable[None]]
-    ) -> None:
+    async def _vector_write(self, undo: Undo, write: Callable[[], Awaitable[None]]) -> None:
         self._undo.append(undo)  # registered first: a write that fails half-way is undone too
         try:
             self._faults.check(Step.VECTOR_WRITE)
@@ -147,8 +128,16 @@ class UnitOfWork:
         except Exception as error:
             raise VectorWriteFailed(self.op, self.ids, error) from error
 
-    async def commit(self) -> None:
+    async def _commit(self) -> None:
         """Step 3: make the rows durable; on failure undo the vector writes and raise."""
+        try:
+            await self.session.flush()  # what the block left pending (no seam: not a step)
+        except Exception as error:
+            await self._rollback_quietly()
+            await self._compensate()
+            if isinstance(error, IntegrityError):
+                raise translate(self.op, self.ids, error) from error
+            raise SqlWriteFailed(self.op, self.ids, error) from error
         try:
             self._faults.check(Step.COMMIT)
             await self.session.commit()
@@ -157,6 +146,7 @@ class UnitOfWork:
             await self._compensate()
             raise CommitFailed(self.op, self.ids, error) from error
         self.committed = True
+        self._log("committed", logging.INFO)
 
     async def _compensate(self) -> None:
         undo, self._undo = self._undo, []
@@ -189,19 +179,19 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self.committed:
-                self._log("committed", logging.INFO)
-            else:
-                await self._rollback_quietly()
-                if self._undo:
-                    await self._compensate()
-                elif self._outcome is None:
-                    self._log("rolled_back", logging.INFO)
+            if exc is None:
+                await self._commit()
+                return
+            await self._rollback_quietly()
+            await self._compensate()
+            if isinstance(exc, IntegrityError):  # an autoflush inside the block
+                raise translate(self.op, self.ids, exc) from exc
         finally:
             await self._opened.__aexit__(None, None, None)
 
     def _log(self, outcome: str, level: int) -> None:
-        self._outcome = outcome
+        if not self.ids and level == logging.INFO:
+            level = logging.DEBUG  # SQL-only bookkeeping: no memory changed
         elapsed_ms = (time.perf_counter() - self._started) * 1000
         log.log(
             level,

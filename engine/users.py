@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage import repositories as repo
-from storage.db import Database
+from engine.stores import Stores
 from storage.models import UserRow
 
 
@@ -23,9 +22,11 @@ class User:
 
 
 class UserService:
-    def __init__(self, *, db: Database, admin_ids: tuple[int, ...] = ()) -> None:
-        self.db = db
-        self.admin_ids = frozenset(admin_ids)
+    """Who talks to the bot."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+        self._admin_ids = frozenset(stores.settings.admin_user_ids)
 
     async def register(
         self,
@@ -36,24 +37,24 @@ class UserService:
         last_name: str | None = None,
         language_code: str | None = None,
     ) -> User:
-        """Create or refresh a user; ids in ADMIN_USER_IDS start as admins."""
-        async with self.db.writes() as session:
-            row = await repo.register_user(
-                session,
+        """Create or refresh a user (active again); ids in ADMIN_USER_IDS are admins."""
+        is_admin = user_id in self._admin_ids
+        async with self._stores.unit_of_work("register") as uow:
+            row = await uow.users.register(
                 user_id=user_id,
                 username=username,
                 first_name=first_name,
                 last_name=last_name,
                 language_code=language_code,
-                role="admin" if user_id in self.admin_ids else "user",
+                role="admin" if is_admin else "user",
             )
-            if user_id in self.admin_ids:
+            if is_admin:
                 row.role = "admin"
             row.is_active = True
-            await session.commit()
-            return User.from_row(row)
+        return User.from_row(row)
 
     async def get(self, *, user_id: int) -> User | None:
-        async with self.db.reads() as session:
-            row = await repo.get_user(session, user_id=user_id)
+        """The user, or None if they never talked to the bot."""
+        async with self._stores.reading() as repos:
+            row = await repos.users.get(user_id)
         return None if row is None else User.from_row(row)

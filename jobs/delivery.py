@@ -18,8 +18,6 @@ from engine.broadcasts import (
     BroadcastService,
     Delivery,
 )
-from jobs.leader import leadership
-from storage.db import Database
 
 log = logging.getLogger("memorybot.broadcast")
 MAX_ATTEMPTS = 5
@@ -40,6 +38,7 @@ class RetryLater(Exception):
 
 
 Send = Callable[[int, str], Awaitable[None]]
+Leadership = Callable[[str], contextlib.AbstractAsyncContextManager[bool]]
 Report = Callable[[BroadcastProgress, bool], Awaitable[None]]
 
 
@@ -78,14 +77,14 @@ class BroadcastWorker:
     def __init__(
         self,
         *,
-        db: Database,
+        leadership: Leadership,
         broadcasts: BroadcastService,
         send: Send,
         rate: float,
         report: Report | None = None,
         report_every_s: float = 3.0,
     ) -> None:
-        self.db = db
+        self.leadership = leadership
         self.broadcasts = broadcasts
         self.send = send
         self.limiter = SlidingWindow(rate)
@@ -106,7 +105,7 @@ class BroadcastWorker:
         """Until stopped: deliver every running broadcast, then wait for a wake-up."""
         while not self._stopping.is_set():
             for broadcast_id in reversed(await self.broadcasts.ids(status=SENDING, limit=50)):
-                async with leadership(self.db, "broadcast") as leader:
+                async with self.leadership("broadcast") as leader:
                     if leader:
                         await self.deliver(broadcast_id)
             self._wake.clear()

@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from engine.app import MemoryEngine
-from engine.ledger import UpdateLedger
+from engine.clock import utcnow
 from engine.memory import Memory
-from jobs.leader import leadership
-from storage import repositories as repo
 
 log = logging.getLogger("memorybot.jobs")
 EXPIRY_BATCH = 500
@@ -37,18 +35,15 @@ async def run_job(
     engine: MemoryEngine, job: str, work: Callable[[], Awaitable[dict[str, int]]]
 ) -> JobOutcome:
     """Run `work` if this instance leads `job`; audit and log its counts and duration."""
-    async with leadership(engine.db, job) as leader:
+    async with engine.stores.leadership(job) as leader:
         if not leader:
             log.info("job=%s outcome=skipped reason=not_leader", job)
             return JobOutcome(job, ran=False)
         started = time.perf_counter()
         counts = await work()
         outcome = JobOutcome(job, True, counts, (time.perf_counter() - started) * 1000)
-    async with engine.db.writes() as session:
-        await repo.add_audit(
-            session, action=f"job:{job}", details={**counts, "ms": int(outcome.ms)}
-        )
-        await session.commit()
+    async with engine.stores.unit_of_work(f"job:{job}") as uow:
+        uow.audit.add(action=f"job:{job}", details={**counts, "ms": int(outcome.ms)})
     log.info(
         "job=%s outcome=done %s ms=%.0f",
         job,
@@ -64,7 +59,7 @@ async def expire(engine: MemoryEngine, *, notify: Notify | None = None) -> JobOu
     async def work() -> dict[str, int]:
         total = batches = 0
         while True:
-            gone = await engine.memories.expire_due(limit=EXPIRY_BATCH)
+            gone = await engine.writes.expire_due(limit=EXPIRY_BATCH)
             if not gone:
                 break
             total += len(gone)
@@ -84,7 +79,7 @@ async def sweep(engine: MemoryEngine, *, grace_s: int | None = None) -> JobOutco
     """The orphan sweep, both directions (see MemoryService.sweep)."""
 
     async def work() -> dict[str, int]:
-        return (await engine.memories.sweep(grace_s=grace_s)).as_dict()
+        return (await engine.index.sweep(grace_s=grace_s)).as_dict()
 
     return await run_job(engine, "sweep", work)
 
@@ -93,7 +88,9 @@ async def prune_intake(engine: MemoryEngine) -> JobOutcome:
     """Forget processed update ids older than two days."""
 
     async def work() -> dict[str, int]:
-        return {"pruned": await UpdateLedger(engine.db).prune(older_than=timedelta(days=2))}
+        async with engine.stores.unit_of_work("prune_intake") as uow:
+            pruned = await uow.processed_updates.prune(before=utcnow() - timedelta(days=2))
+        return {"pruned": pruned}
 
     return await run_job(engine, "prune_intake", work)
 

@@ -7,7 +7,7 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.app import MemoryEngine
-from engine.repair import FOLLOW_INTERVAL_S
+from engine.index_care import FOLLOW_INTERVAL_S
 from jobs import runs
 
 log = logging.getLogger("memorybot.jobs")
@@ -36,10 +36,8 @@ def build_scheduler(
         await runs.reset_quotas(engine)
 
     async def follow_index() -> None:
-        if await engine.memories.follow_generation():
-            log.info(
-                "job=follow_index switched to generation %d", engine.memories.vectors.generation
-            )
+        if await engine.index.follow_generation():
+            log.info("job=follow_index switched to generation %d", engine.index.generation)
 
     scheduler.add_job(prune, "interval", hours=6, id="prune_intake")
     scheduler.add_job(follow_index, "interval", seconds=FOLLOW_INTERVAL_S, id="follow_index")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from urllib.parse import urlparse
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 
 from storage.vector_types import Vector, VectorHit, VectorMeta, VectorRecord, VectorRef
 
@@ -23,10 +25,6 @@ COUNT_TTL_S = 30.0
 # A user holding at least this share of a shard is searched without a metadata filter and
 # post-filtered: Chroma's filtered HNSW search is slow when the filter is not selective.
 DENSE_SHARE = 0.25
-
-
-def _chunks(items: Sequence[T]) -> list[Sequence[T]]:
-    return [items[i : i + CALL_CHUNK] for i in range(0, len(items), CALL_CHUNK)]
 
 
 def _meta(id_: str, raw: Any) -> VectorMeta:
@@ -40,26 +38,27 @@ def _meta(id_: str, raw: Any) -> VectorMeta:
     )
 
 
-class ChromaStore:
+class ChromaIndex:
     """The vector side of every memory, spread over `shards` collections by user id.
 
-    Sharding keeps each user's filtered search small (Chroma scans the filter's candidates),
-    and a `generation` in the collection names lets `reindex` build a new set beside the live one.
+    Sharding keeps each user's filtered search small (Chroma scans the filter's candidates).
+    Each generation has its own set of collections; the index owns the current one, and
+    `reindex` builds the next beside it and then asks the index to switch.
     """
 
     def __init__(self, client: Any, *, base: str, shards: int, generation: int = 1) -> None:
         self._client = client
         self.base = base
         self.shards = shards
-        self.generation = generation
-        self._collections: dict[int, Any] = {}
-        self._counts: dict[int, tuple[float, int]] = {}
+        self._generation = generation
+        self._collections: dict[tuple[int, int], Any] = {}  # (generation, shard) -> collection
+        self._counts: dict[tuple[int, int], tuple[float, int]] = {}  # same key -> (when, count)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chroma")
 
     @classmethod
     def open(
         cls, *, path: Path | None, url: str | None, base: str, shards: int, generation: int = 1
-    ) -> ChromaStore:
+    ) -> ChromaIndex:
         """Connect to a Chroma server if `url` is set, else open the embedded store at `path`."""
         settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         if url:
@@ -76,111 +75,109 @@ class ChromaStore:
             client = chromadb.PersistentClient(path=str(path), settings=settings)
         return cls(client, base=base, shards=shards, generation=generation)
 
-    def sibling(self, generation: int) -> ChromaStore:
-        """A store on the same client for another generation (used by reindex)."""
-        return ChromaStore(self._client, base=self.base, shards=self.shards, generation=generation)
+    @property
+    def generation(self) -> int:
+        """The current generation: the one every call without `generation=` uses."""
+        return self._generation
 
     def shard_of(self, user_id: int) -> int:
+        """The shard holding `user_id`'s vectors."""
         return user_id % self.shards
 
-    def collection_name(self, shard: int) -> str:
-        return f"{self.base}-g{self.generation}-s{shard:03d}"
+    def collection_name(self, shard: int, generation: int | None = None) -> str:
+        """The Chroma collection of `shard` in `generation` (default: the current one)."""
+        return f"{self.base}-g{self._gen(generation)}-s{shard:03d}"
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+    def _gen(self, generation: int | None) -> int:
+        return self._generation if generation is None else generation
 
-    def _collection(self, shard: int) -> Any:
-        collection = self._collections.get(shard)
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _collection(self, shard: int, generation: int | None = None) -> Any:
+        key = (self._gen(generation), shard)
+        collection = self._collections.get(key)
         if collection is None:
             collection = self._client.get_or_create_collection(
-                self.collection_name(shard),
+                self.collection_name(shard, key[0]),
                 metadata={"hnsw:space": "cosine"},
                 embedding_function=None,
             )
-            self._collections[shard] = collection
+            self._collections[key] = collection
         return collection
 
-    def _by_shard(self, items: Iterable[T], user_of: Callable[[T], int]) -> dict[int, list[T]]:
+    def _batches(
+        self, items: Sequence[T], user_of: Callable[[T], int], generation: int
+    ) -> Iterator[tuple[int, Any, Sequence[T]]]:
+        """(shard, its collection, up to CALL_CHUNK items) for every shard the owners use."""
         grouped: dict[int, list[T]] = {}
         for item in items:
             grouped.setdefault(self.shard_of(user_of(item)), []).append(item)
-        return grouped
+        for shard, group in grouped.items():
+            for i in range(0, len(group), CALL_CHUNK):
+                yield shard, self._collection(shard, generation), group[i : i + CALL_CHUNK]
 
-    def _upsert_sync(self, records: Sequence[VectorRecord]) -> None:
+    def _upsert_sync(self, records: Sequence[VectorRecord], generation: int) -> None:
         written_at = int(time.time())
-        for shard, group in self._by_shard(records, lambda r: r.user_id).items():
-            for part in _chunks(group):
-                self._collection(shard).upsert(
-                    ids=[r.id for r in part],
-                    embeddings=np.stack([r.embedding for r in part]),
-                    metadatas=[r.metadata(written_at) for r in part],
-                )
-            self._counts.pop(shard, None)
+        for shard, collection, part in self._batches(records, lambda r: r.user_id, generation):
+            collection.upsert(
+                ids=[r.id for r in part],
+                embeddings=np.stack([r.embedding for r in part]),
+                metadatas=[r.metadata(written_at) for r in part],
+            )
+            self._counts.pop((generation, shard), None)
 
-    async def upsert(self, records: Sequence[VectorRecord]) -> None:
-        """Add or replace `records` (idempotent)."""
+    async def upsert(
+        self, records: Sequence[VectorRecord], *, generation: int | None = None
+    ) -> None:
+        """Add or replace `records` (idempotent) in `generation` (default: the current one)."""
         if records:
-            await self._run(self._upsert_sync, records)
+            await self._run(self._upsert_sync, records, self._gen(generation))
 
-    def _delete_sync(self, refs: Sequence[VectorRef]) -> None:
-        for shard, group in self._by_shard(refs, lambda r: r.user_id).items():
-            for part in _chunks(group):
-                self._collection(shard).delete(ids=[r.id for r in part])
-            self._counts.pop(shard, None)
+    def _delete_sync(self, refs: Sequence[VectorRef], generation: int) -> None:
+        for shard, collection, part in self._batches(refs, lambda r: r.user_id, generation):
+            collection.delete(ids=[r.id for r in part])
+            self._counts.pop((generation, shard), None)
 
     async def delete(self, refs: Sequence[VectorRef]) -> None:
-        """Delete the vectors at `refs`; missing ones are ignored."""
+        """Delete the vectors at `refs` from the current generation; missing ones are ignored."""
         if refs:
-            await self._run(self._delete_sync, refs)
+            await self._run(self._delete_sync, refs, self._generation)
 
-    def _fetch_sync(self, refs: Sequence[VectorRef]) -> list[VectorRecord]:
+    def _fetch_sync(self, refs: Sequence[VectorRef], generation: int) -> list[VectorRecord]:
         found: list[VectorRecord] = []
-        for shard, group in self._by_shard(refs, lambda r: r.user_id).items():
-            for part in _chunks(group):
-                found.extend(self._fetch_part(shard, part))
-        return found
-
-    def _fetch_part(self, shard: int, part: Sequence[VectorRef]) -> list[VectorRecord]:
-        found: list[VectorRecord] = []
-        got = self._collection(shard).get(
-            ids=[r.id for r in part], include=["embeddings", "metadatas"]
-        )
-        for id_, embedding, raw in zip(
-            got["ids"], got["embeddings"], got["metadatas"], strict=True
-        ):
-            meta = _meta(id_, raw)
-            found.append(
-                VectorRecord(
-                    id=id_,
-                    user_id=meta.user_id,
-                    embedding=np.asarray(embedding, dtype=np.float32),
-                    created_at=meta.created_at,
-                    digest=meta.digest,
-                )
-            )
+        for _, collection, part in self._batches(refs, lambda r: r.user_id, generation):
+            got = collection.get(ids=[r.id for r in part], include=["embeddings", "metadatas"])
+            for id_, embedding, raw in zip(
+                got["ids"], got["embeddings"], got["metadatas"], strict=True
+            ):
+                meta, vector = _meta(id_, raw), np.asarray(embedding, dtype=np.float32)
+                found.append(VectorRecord(id_, meta.user_id, vector, meta.created_at, meta.digest))
         return found
 
     async def fetch(self, refs: Sequence[VectorRef]) -> list[VectorRecord]:
-        """The stored records for `refs` (those that exist), embeddings included."""
+        """The stored records at `refs` that exist (embeddings included), in any order."""
         if not refs:
             return []
-        return await self._run(self._fetch_sync, refs)
+        return await self._run(self._fetch_sync, refs, self._generation)
 
-    def _shard_count(self, shard: int) -> int:
-        cached = self._counts.get(shard)
+    def _shard_count(self, shard: int, generation: int) -> int:
+        cached = self._counts.get((generation, shard))
         if cached and time.monotonic() - cached[0] < COUNT_TTL_S:
             return cached[1]
-        count = int(self._collection(shard).count())
-        self._counts[shard] = (time.monotonic(), count)
+        count = int(self._collection(shard, generation).count())
+        self._counts[(generation, shard)] = (time.monotonic(), count)
         return count
 
-    def _query_sync(self, user_id: int, embedding: Vector, k: int, user_count: int) -> list[Any]:
-        collection = self._collection(self.shard_of(user_id))
-        shard_count = self._shard_count(self.shard_of(user_id))
-        if shard_count == 0 or user_count == 0:
+    def _query_sync(
+        self, user_id: int, embedding: Vector, k: int, user_count: int, generation: int
+    ) -> list[tuple[str, float]]:
+        shard = self.shard_of(user_id)
+        collection = self._collection(shard, generation)
+        shard_count = self._shard_count(shard, generation)
+        if shard_count == 0 or user_count == 0 or k <= 0:
             return []
-        if user_count >= DENSE_SHARE * shard_count:
+        if user_count >= DENSE_SHARE * shard_count:  # dense owner: unfiltered, then post-filter
             fetch = min(shard_count, max(k * 4, int(k * 2 * shard_count / user_count)))
             got = collection.query(
                 query_embeddings=embedding[None, :],
@@ -188,7 +185,7 @@ class ChromaStore:
                 include=["distances", "metadatas"],
             )
             hits = [
-                (id_, dist)
+                (id_, float(dist))
                 for id_, dist, raw in zip(
                     got["ids"][0], got["distances"][0], got["metadatas"][0], strict=True
                 )
@@ -202,29 +199,26 @@ class ChromaStore:
             where={"user_id": user_id},
             include=["distances"],
         )
-        return list(zip(got["ids"][0], got["distances"][0], strict=True))
+        return list(zip(got["ids"][0], map(float, got["distances"][0]), strict=True))
 
     async def query(
         self, *, user_id: int, embedding: Vector, k: int, user_count: int
     ) -> list[VectorHit]:
-        """The `k` nearest vectors of one user, best first, as cosine similarities.
+        """The `k` nearest vectors of one owner only, best first, as cosine similarities.
 
-        Args:
-            user_id: whose vectors to search; no other user's vector is ever returned.
-            embedding: the normalised query vector.
-            k: how many hits at most.
-            user_count: how many memories the user holds (from SQL); picks the search plan.
+        `user_count` is how many memories the owner holds (from SQL); it picks the plan.
         """
-        pairs = await self._run(self._query_sync, user_id, embedding, k, user_count)
-        return [VectorHit(id=id_, similarity=1.0 - float(dist)) for id_, dist in pairs]
+        pairs = await self._run(
+            self._query_sync, user_id, embedding, k, user_count, self._generation
+        )
+        return [VectorHit(id=id_, similarity=1.0 - dist) for id_, dist in pairs]
 
-    def _scan_sync(self, user_id: int | None) -> list[VectorMeta]:
+    def _scan_sync(self, user_id: int | None, generation: int) -> list[VectorMeta]:
         shards = range(self.shards) if user_id is None else [self.shard_of(user_id)]
         where = None if user_id is None else {"user_id": user_id}
         found: list[VectorMeta] = []
         for shard in shards:
-            collection = self._collection(shard)
-            offset = 0
+            collection, offset = self._collection(shard, generation), 0
             while True:
                 got = collection.get(
                     where=where, include=["metadatas"], limit=SCAN_PAGE, offset=offset
@@ -238,31 +232,31 @@ class ChromaStore:
         return found
 
     async def scan(self, user_id: int | None = None) -> list[VectorMeta]:
-        """Every stored vector's metadata, for one user or for all."""
-        return await self._run(self._scan_sync, user_id)
+        """Metadata of every stored vector of one owner, or of all owners."""
+        return await self._run(self._scan_sync, user_id, self._generation)
+
+    def _count_sync(self, generation: int) -> int:
+        return sum(int(self._collection(s, generation).count()) for s in range(self.shards))
 
     async def count(self) -> int:
         """How many vectors the current generation holds."""
+        return await self._run(self._count_sync, self._generation)
 
-        def _count() -> int:
-            return sum(int(self._collection(s).count()) for s in range(self.shards))
+    def _drop_sync(self, generation: int) -> None:
+        for shard in range(self.shards):
+            self._collections.pop((generation, shard), None)
+            self._counts.pop((generation, shard), None)
+            with contextlib.suppress(NotFoundError):  # never written, or already dropped
+                self._client.delete_collection(self.collection_name(shard, generation))
 
-        return await self._run(_count)
+    async def drop_generation(self, generation: int) -> None:
+        """Delete every vector of `generation` (a no-op when it holds none)."""
+        await self._run(self._drop_sync, generation)
 
-    async def drop(self) -> None:
-        """Delete every collection of this generation."""
+    async def switch_generation(self, generation: int) -> None:
+        """Make `generation` current; the previous one keeps its vectors until dropped."""
+        self._generation = generation
 
-        def _drop() -> None:
-            names = {self.collection_name(s) for s in range(self.shards)}
-            for collection in self._client.list_collections():
-                name = getattr(collection, "name", collection)
-                if name in names:
-                    self._client.delete_collection(name)
-            self._collections.clear()
-            self._counts.clear()
-
-        await self._run(_drop)
-
-    def close(self, *, wait: bool = True) -> None:
-        """Stop the worker threads (`wait=False` from the event loop: never block it)."""
-        self._executor.shutdown(wait=wait)
+    def close(self) -> None:
+        """Stop the worker threads without waiting for them (never blocks the event loop)."""
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,163 @@
+"""Index care: check, the orphan sweep (both directions, with a grace period), repair, reindex."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.consistency import LAST_SWEEP_KEY, ConsistencyReport, compare
+from engine.memory import vector_record
+from engine.stores import GENERATION_KEY, Stores
+from engine.vector_index import VectorMeta, VectorRef
+from storage.models import utcnow
+
+SWEEP_BATCH = 256
+FOLLOW_INTERVAL_S = 5
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    orphans_deleted: int  # vectors without a row, older than the grace period
+    reembedded: int  # rows whose vector was missing
+    rewritten: int  # vectors whose owner or text disagreed with SQL
+    skipped_in_grace: int  # drift too recent to touch: its transaction may be in flight
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "orphans_deleted": self.orphans_deleted,
+            "reembedded": self.reembedded,
+            "rewritten": self.rewritten,
+            "skipped_in_grace": self.skipped_in_grace,
+        }
+
+
+class IndexCare:
+    """Keeps the vector index equal to SQL, the source of truth."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+
+    @property
+    def generation(self) -> int:
+        """The vector generation this process reads and writes."""
+        return self._stores.vectors.generation
+
+    async def check(self, *, user_id: int | None = None) -> ConsistencyReport:
+        """Report drift between SQL and the index (for one user, or everyone)."""
+        return await compare(self._stores, user_id=user_id)
+
+    async def sweep(
+        self, *, grace_s: int | None = None, ids: Sequence[str] | None = None
+    ) -> SweepResult:
+        """Repair drift between SQL and Chroma, in batches; safe to stop and run again.
+
+        Vectors without a row are deleted once older than the grace period, so a vector whose
+        transaction may still be in flight is never touched. Rows without a vector are
+        re-embedded from their text, and vectors that disagree with their row (owner or text)
+        are rewritten, each batch under the rows' write lock (flush → vector write → commit
+        discipline: a concurrent edit or forget waits for us, or we for it).
+
+        Args:
+            grace_s: minimum age of drift to act on (default `sweep_grace_s`).
+            ids: only these memory ids (None: everything).
+        """
+        grace = self._stores.settings.sweep_grace_s if grace_s is None else grace_s
+        cutoff = time.time() - grace
+        report = await self.check()
+        wanted = None if ids is None else set(ids)
+
+        def pick(items: Sequence[VectorMeta]) -> tuple[list[VectorMeta], int]:
+            chosen = [v for v in items if wanted is None or v.id in wanted]
+            ripe = [v for v in chosen if v.written_at <= cutoff]
+            return ripe, len(chosen) - len(ripe)
+
+        orphans, young_orphans = pick(report.orphans)
+        stale, young_stale = pick(report.stale)
+        missing = [r for r in report.missing if wanted is None or r.id in wanted]
+        for start in range(0, len(orphans), SWEEP_BATCH):
+            batch = orphans[start : start + SWEEP_BATCH]
+            await self._stores.vectors.delete([v.ref for v in batch])
+        rewrite = [*(uuid.UUID(r.id) for r in missing), *(uuid.UUID(v.id) for v in stale)]
+        misplaced = {v.id: v.ref for v in stale}
+        for start in range(0, len(rewrite), SWEEP_BATCH):
+            await self._rewrite_batch(rewrite[start : start + SWEEP_BATCH], misplaced)
+        async with self._stores.unit_of_work("sweep_mark") as uow:
+            await uow.kv.set(LAST_SWEEP_KEY, utcnow().isoformat())
+        return SweepResult(len(orphans), len(missing), len(stale), young_orphans + young_stale)
+
+    async def _rewrite_batch(
+        self, ids: Sequence[uuid.UUID], misplaced: dict[str, VectorRef]
+    ) -> None:
+        async with self._stores.reading() as repos:
+            rows = await repos.memories.with_ids(ids)
+        texts = {row.id: row.text for row in rows.values()}
+        embedded = await self._stores.embedder.embed_many(list(texts.values()))
+        vectors = dict(zip(texts, embedded, strict=True))
+        async with self._stores.unit_of_work("repair") as uow:
+            locked = await uow.memories.with_ids(list(texts), lock=True)
+            current = [row for row in locked.values() if row.text == texts[row.id]]
+            wrong_place = [
+                misplaced[str(row.id)]
+                for row in current
+                if str(row.id) in misplaced and misplaced[str(row.id)].user_id != row.user_id
+            ]
+            if wrong_place:
+                await uow.delete_vectors(wrong_place)
+            await uow.upsert_vectors(
+                [vector_record(row, vectors[row.id]) for row in current], replacing=True
+            )
+
+    async def repair(self, *, ids: Sequence[str] | None = None) -> SweepResult:
+        """Repair drift now, without a grace period (after a CompensationFailed, or by hand)."""
+        return await self.sweep(grace_s=0, ids=ids)
+
+    async def reindex(
+        self, *, progress: Callable[[int], None] | None = None, settle_s: float = 0.0
+    ) -> int:
+        """Rebuild every vector from SQL into a new generation, then switch to it.
+
+        Recall keeps using the old generation until the switch. Other running processes
+        follow the switch within FOLLOW_INTERVAL_S (`follow_generation`); `settle_s` waits for
+        them before the old generation is dropped, and a sweep then catches up with every
+        write made meanwhile.
+
+        Args:
+            progress: called with the number of memories indexed by each chunk.
+            settle_s: how long to wait for other processes after the switch (CLI: 15 s).
+
+        Returns:
+            How many memories were indexed.
+        """
+        vectors = self._stores.vectors
+        async with self._stores.reading() as repos:
+            ids = [row[0] for row in await repos.memories.index(user_id=None)]
+        previous, target = vectors.generation, vectors.generation + 1
+        await vectors.drop_generation(target)  # leftovers of an interrupted reindex
+        size = self._stores.settings.bulk_chunk_size
+        for start in range(0, len(ids), size):
+            async with self._stores.reading() as repos:
+                rows = list((await repos.memories.with_ids(ids[start : start + size])).values())
+            embedded = await self._stores.embedder.embed_many([row.text for row in rows])
+            records = [vector_record(row, v) for row, v in zip(rows, embedded, strict=True)]
+            await vectors.upsert(records, generation=target)
+            if progress is not None:
+                progress(len(rows))
+        async with self._stores.unit_of_work("reindex_switch") as uow:
+            await uow.kv.set(GENERATION_KEY, str(target))
+        await vectors.switch_generation(target)
+        if settle_s:
+            await asyncio.sleep(settle_s)
+        await vectors.drop_generation(previous)
+        await self.sweep(grace_s=0)  # catch up with writes made during the rebuild
+        return len(ids)
+
+    async def follow_generation(self) -> bool:
+        """Switch to the generation recorded in SQL if another process reindexed (cheap)."""
+        generation = await self._stores.recorded_generation()
+        if generation == self._stores.vectors.generation:
+            return False
+        await self._stores.vectors.switch_generation(generation)
+        return True

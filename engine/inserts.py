@@ -1,0 +1,85 @@
+"""Inserting a batch of new memories: one flush → one vector upsert → one commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from engine.errors import AlreadyExists, MemoryBotError, SourceTaken, SqlWriteFailed, UnknownUser
+from engine.memory import Memory, NewMemory, SaveResult, vector_record
+from engine.stores import Stores
+from engine.vector_index import Vector
+from storage.models import MemoryRow, utcnow
+
+INSERT_ATTEMPTS = 3
+Pending = tuple[NewMemory, Vector]
+Outcome = SaveResult | MemoryBotError
+
+
+async def insert_batch(stores: Stores, batch: list[Pending], op: str) -> list[Outcome]:
+    """Insert `batch` in one unit of work; one outcome per item, in order.
+
+    A message saved before (same chat and message id) is returned as it is, not saved again.
+    When a concurrent writer takes a message first, the batch is tried again (it then sees
+    that writer's memory).
+    """
+    for attempt in range(INSERT_ATTEMPTS):
+        try:
+            return await _insert_once(stores, batch, op)
+        except AlreadyExists as error:
+            if attempt == INSERT_ATTEMPTS - 1:
+                raise SqlWriteFailed(op, [], error) from error
+    raise AssertionError("unreachable")
+
+
+async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Outcome]:
+    now = utcnow()
+    outcomes: list[Outcome | MemoryRow] = []
+    async with stores.unit_of_work(op) as uow:
+        known = await uow.users.existing_ids([item.user_id for item, _ in batch])
+        by_source = await uow.memories.by_source(
+            [item.source for item, _ in batch if item.source is not None]
+        )
+        fresh: list[tuple[MemoryRow, Vector]] = []
+        for item, vector in batch:
+            existing = by_source.get(item.source) if item.source else None
+            if item.user_id not in known:
+                outcomes.append(UnknownUser(item.user_id))
+            elif existing is not None and existing.user_id != item.user_id:
+                outcomes.append(SourceTaken())
+            elif existing is not None:
+                outcomes.append(SaveResult(Memory.from_row(existing), created=False))
+            else:
+                row = new_row(item, now)
+                uow.memories.add(row)
+                fresh.append((row, vector))
+                outcomes.append(row)
+                if item.source is not None:
+                    by_source[item.source] = row
+        uow.track([str(row.id) for row, _ in fresh])
+        if fresh:
+            await uow.flush()
+            await uow.upsert_vectors(
+                [vector_record(row, vector) for row, vector in fresh], replacing=False
+            )
+    return [
+        SaveResult(Memory.from_row(o), created=True) if isinstance(o, MemoryRow) else o
+        for o in outcomes
+    ]
+
+
+def new_row(item: NewMemory, now: datetime) -> MemoryRow:
+    """The row for a validated new memory."""
+    return MemoryRow(
+        id=uuid.uuid4(),
+        user_id=item.user_id,
+        text=item.text,
+        kind=item.kind,
+        tags=list(item.tags),
+        importance=0,
+        chat_id=item.chat_id,
+        message_id=item.message_id,
+        created_at=now,
+        updated_at=now,
+        expires_at=item.expires_at,
+    )

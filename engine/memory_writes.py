@@ -1,0 +1,230 @@
+"""Memory writes: save, save_many, edit, forget, forget_all and expiry, each one unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from engine.errors import MemoryBotError, MemoryNotFound, UnknownUser
+from engine.inserts import Outcome, Pending, insert_batch
+from engine.memory import Memory, NewMemory, SaveResult, normalise_text, vector_record, vector_ref
+from engine.stores import Stores
+from engine.vector_index import Vector, VectorRef
+from storage.batching import BatchQueue
+from storage.models import utcnow
+
+SAVE_BATCH_MAX = 256
+
+
+class MemoryWrites:
+    """Every change to memories; SQL is the source of truth and Chroma follows it."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+        self._limit = stores.settings.max_memory_chars
+        self._save_queue: BatchQueue[Pending, SaveResult] = BatchQueue(
+            self._save_batch, max_batch=SAVE_BATCH_MAX, wait_s=0.0
+        )
+
+    @property
+    def save_batches(self) -> int:
+        """How many group commits the save queue has run (many saves share one)."""
+        return self._save_queue.batches
+
+    async def aclose(self) -> None:
+        """Finish the saves in hand and stop the group-commit queue."""
+        await self._save_queue.aclose()
+
+    async def save(
+        self,
+        *,
+        user_id: int,
+        text: str,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+        expires_at: datetime | None = None,
+        kind: str = "note",
+    ) -> SaveResult:
+        """Remember `text` for `user_id`.
+
+        Concurrent saves share one embedding batch and one transaction (group commit), so the
+        write lock and the Chroma round trip are paid once per batch, not once per save.
+
+        Args:
+            user_id: a registered user's Telegram id.
+            text: what to remember; stripped, at most `max_memory_chars` characters.
+            chat_id: the chat of the message it came from (with `message_id`: idempotency key).
+            message_id: the message it came from.
+            expires_at: when it stops being recalled (None: never).
+            kind: a free label ("note" by default).
+
+        Returns:
+            The memory and whether it was created now (False: that message was saved before).
+
+        Raises:
+            EmptyText, TextTooLong, UnknownUser, SourceTaken: nothing was written.
+            WriteFailed: a storage step failed; both stores are as they were.
+        """
+        item = NewMemory(
+            user_id=user_id,
+            text=normalise_text(text, limit=self._limit),
+            chat_id=chat_id,
+            message_id=message_id,
+            expires_at=expires_at,
+            kind=kind,
+        )
+        vector = await self._stores.embedder.embed(item.text)
+        return await self._save_queue.submit((item, vector))
+
+    async def _save_batch(self, batch: list[Pending]) -> Sequence[SaveResult | BaseException]:
+        return list(await insert_batch(self._stores, batch, "save"))
+
+    async def save_many(
+        self,
+        *,
+        user_id: int,
+        texts: Sequence[str],
+        expires_at: datetime | None = None,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> list[SaveResult]:
+        """Remember many texts for one user: one transaction and one Chroma batch per chunk.
+
+        The next chunk is embedded while the current one is written. Input is validated in
+        full first, so a bad item means nothing is written. Chunks already committed stay
+        when a later chunk fails (the error says how many were saved).
+
+        Raises:
+            EmptyText, TextTooLong (with a note naming the item), UnknownUser.
+            WriteFailed: for the first chunk that failed; earlier chunks are saved.
+        """
+        items: list[NewMemory] = []
+        for index, text in enumerate(texts):
+            try:
+                cleaned = normalise_text(text, limit=self._limit)
+            except MemoryBotError as error:
+                error.add_note(f"item {index + 1} of {len(texts)}")
+                raise
+            items.append(NewMemory(user_id=user_id, text=cleaned, expires_at=expires_at))
+        async with self._stores.reading() as repos:
+            if not await repos.users.existing_ids([user_id]):
+                raise UnknownUser(user_id)
+        size = self._stores.settings.bulk_chunk_size
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        saved: list[SaveResult] = []
+        upcoming = self._embed_chunk(chunks[0]) if chunks else None
+        try:
+            for index, chunk in enumerate(chunks):
+                assert upcoming is not None
+                vectors = await upcoming
+                upcoming = (
+                    self._embed_chunk(chunks[index + 1]) if index + 1 < len(chunks) else None
+                )
+                outcomes = await insert_batch(
+                    self._stores, list(zip(chunk, vectors, strict=True)), "save_many"
+                )
+                saved.extend(_unwrap(outcome) for outcome in outcomes)
+                if on_chunk is not None:
+                    on_chunk(len(saved))
+        except MemoryBotError as error:
+            error.add_note(f"{len(saved)} of {len(items)} were saved before the failure")
+            raise
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
+        return saved
+
+    def _embed_chunk(self, chunk: list[NewMemory]) -> asyncio.Task[list[Vector]]:
+        texts = [item.text for item in chunk]
+        return asyncio.create_task(self._stores.embedder.embed_many(texts))
+
+    async def edit(self, *, user_id: int, memory_id: uuid.UUID, text: str) -> Memory:
+        """Replace a memory's text and its vector (re-embedded).
+
+        If the commit fails, the old vector is put back (compensation).
+
+        Raises:
+            EmptyText, TextTooLong, MemoryNotFound: nothing was written.
+            WriteFailed: a storage step failed; the old text and vector remain.
+        """
+        cleaned = normalise_text(text, limit=self._limit)
+        vector = await self._stores.embedder.embed(cleaned)
+        async with self._stores.unit_of_work("edit") as uow:
+            row = await uow.memories.get(memory_id=memory_id, user_id=user_id, now=utcnow())
+            if row is None:
+                raise MemoryNotFound(memory_id.hex[:8])
+            if row.text != cleaned:
+                row.text = cleaned
+                row.updated_at = utcnow()
+                await uow.flush()
+                await uow.upsert_vectors([vector_record(row, vector)], replacing=True)
+        return Memory.from_row(row)
+
+    async def edit_by_source(
+        self, *, user_id: int, chat_id: int, message_id: int, text: str
+    ) -> Memory | None:
+        """Apply an edited chat message to the memory made from it (None if there is none)."""
+        async with self._stores.reading() as repos:
+            found = await repos.memories.by_source([(chat_id, message_id)])
+        current = found.get((chat_id, message_id))
+        if current is None or current.user_id != user_id:
+            return None  # an edit of a message that is no memory: not our business
+        cleaned = normalise_text(text, limit=self._limit)
+        if current.text == cleaned:
+            return Memory.from_row(current)
+        return await self.edit(user_id=user_id, memory_id=current.id, text=cleaned)
+
+    async def forget(self, *, user_id: int, memory_id: uuid.UUID) -> Memory:
+        """Delete one memory of `user_id` from both stores.
+
+        Raises:
+            MemoryNotFound: no such memory of this user; nothing was written.
+            WriteFailed: a storage step failed; the memory is still there in both stores.
+        """
+        async with self._stores.unit_of_work("forget") as uow:
+            row = await uow.memories.get(memory_id=memory_id, user_id=user_id, now=utcnow())
+            if row is None:
+                raise MemoryNotFound(memory_id.hex[:8])
+            memory = Memory.from_row(row)
+            await uow.memories.remove(row)
+            await uow.flush()
+            await uow.delete_vectors([vector_ref(row)])
+        return memory
+
+    async def forget_all(self, *, user_id: int) -> int:
+        """Delete every memory of `user_id` (and only theirs) from both stores, all or nothing.
+
+        Vectors of this user that have no row (orphans) are deleted too.
+
+        Returns:
+            How many memories were deleted.
+        """
+        stray = [v.id for v in await self._stores.vectors.scan(user_id) if v.user_id == user_id]
+        async with self._stores.unit_of_work("forget_all") as uow:
+            ids = await uow.memories.ids_of_user(user_id)
+            refs = [VectorRef(i, user_id) for i in sorted({*map(str, ids), *stray})]
+            await uow.memories.delete(ids)
+            await uow.flush()
+            await uow.delete_vectors(refs)
+        return len(ids)
+
+    async def expire_due(self, *, limit: int = 500) -> list[Memory]:
+        """Delete up to `limit` memories past their expiry from both stores, in one unit of work.
+
+        Returns:
+            The memories deleted (empty when nothing is due).
+        """
+        async with self._stores.unit_of_work("expire") as uow:
+            rows = await uow.memories.due(now=utcnow(), limit=limit)
+            if rows:
+                await uow.memories.delete([row.id for row in rows])
+                await uow.flush()
+                await uow.delete_vectors([vector_ref(row) for row in rows])
+        return [Memory.from_row(row) for row in rows]
+
+
+def _unwrap(outcome: Outcome) -> SaveResult:
+    if isinstance(outcome, MemoryBotError):
+        raise outcome
+    return outcome

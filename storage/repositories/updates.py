@@ -1,0 +1,73 @@
+"""The intake's tables: processed update ids and dead letters (updates that kept failing)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import DeadLetterRow, ProcessedUpdateRow, utcnow
+
+
+class ProcessedUpdateRepository:
+    """Update ids already handled, so a redelivered update changes nothing."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def seen(self, update_ids: Sequence[int]) -> set[int]:
+        """Which of `update_ids` were handled before."""
+        if not update_ids:
+            return set()
+        rows = await self._session.scalars(
+            select(ProcessedUpdateRow.update_id).where(
+                ProcessedUpdateRow.update_id.in_(update_ids)
+            )
+        )
+        return set(rows)
+
+    def add(self, update_ids: Sequence[int]) -> None:
+        """Record `update_ids` as handled (the caller skips those already there)."""
+        self._session.add_all(ProcessedUpdateRow(update_id=i) for i in sorted(set(update_ids)))
+
+    async def prune(self, *, before: datetime) -> int:
+        """Forget ids processed before `before`; returns how many."""
+        result = await self._session.execute(
+            delete(ProcessedUpdateRow).where(ProcessedUpdateRow.processed_at < before)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class DeadLetterRepository:
+    """Updates parked with their raw JSON and error, to be replayed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self, *, update_id: int, chat_id: int | None, raw: dict[str, Any], error: str, attempts: int
+    ) -> DeadLetterRow:
+        row = DeadLetterRow(
+            update_id=update_id, chat_id=chat_id, raw=raw, error=error[:4000], attempts=attempts
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+    async def latest(self, *, pending_only: bool, limit: int) -> list[DeadLetterRow]:
+        query = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+        if pending_only:
+            query = query.where(DeadLetterRow.replayed_at.is_(None))
+        return list(await self._session.scalars(query))
+
+    async def count_pending(self) -> int:
+        query = select(func.count()).where(DeadLetterRow.replayed_at.is_(None))
+        return int(await self._session.scalar(query) or 0)
+
+    async def mark_replayed(self, letter_id: int) -> None:
+        row = await self._session.get(DeadLetterRow, letter_id)
+        if row is not None:
+            row.replayed_at = utcnow()
