@@ -98,7 +98,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
         log(f"warning: load average {os.getloadavg()[0]:.1f}; other processes skew the numbers")
     q = args.quick
     eng = await open_engine(Settings(database_url=url, chroma_path=work / "chroma"))
-    mem = eng.memories
+    writes, reads = eng.writes, eng.reads
     try:
         heavy, next_uid = 1_000_000, 10_000
         counts: dict[int, int] = {}
@@ -109,18 +109,18 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
 
         await register([heavy])
         texts = [make_text(rng) for _ in range(256 if q else 1024)]
-        eng.embedder._encode(texts[:64])  # warm-up
+        eng.stores.embedder._encode(texts[:64])  # warm-up
 
         def raw_encode() -> float:
             start = time.perf_counter()
-            eng.embedder._encode(texts)
+            eng.stores.embedder._encode(texts)
             return len(texts) / (time.perf_counter() - start)
 
         raw_before = raw_encode()
 
         bulk = [make_text(rng) for _ in range(1000 if q else 5000)]
         start = time.perf_counter()
-        await mem.save_many(user_id=heavy, texts=bulk)
+        await writes.save_many(user_id=heavy, texts=bulk)
         bulk_per_s = len(bulk) / (time.perf_counter() - start)
         counts[heavy] += len(bulk)
         raw_after = raw_encode()
@@ -132,7 +132,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
         n_seq = 50 if q else 200
         seq = [make_text(rng) for _ in range(n_seq)]
         save_ms = await timed(
-            partial(mem.save, user_id=seq_user, text=t, chat_id=1, message_id=i)
+            partial(writes.save, user_id=seq_user, text=t, chat_id=1, message_id=i)
             for i, t in enumerate(seq)
         )
         counts[seq_user] += n_seq
@@ -142,16 +142,16 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
         conc_users = list(range(next_uid, next_uid + tasks))
         next_uid += tasks
         await register(conc_users)
-        batches_before = eng.embedder.batches
+        batches_before = eng.stores.embedder.batches
 
         async def saver(uid: int) -> None:
             for _ in range(per_task):
-                await mem.save(user_id=uid, text=make_text(rng))
+                await writes.save(user_id=uid, text=make_text(rng))
 
         start = time.perf_counter()
         await asyncio.gather(*(saver(u) for u in conc_users))
         conc_per_s = tasks * per_task / (time.perf_counter() - start)
-        batches = eng.embedder.batches - batches_before
+        batches = eng.stores.embedder.batches - batches_before
         counts.update({u: counts[u] + per_task for u in conc_users})
         log(f"concurrent {conc_per_s:.0f} saves/s in {batches} encode batches")
 
@@ -168,7 +168,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
                 plan.append((uid, min(PER_SMALL, small_total)))
                 small_total -= PER_SMALL
             jobs = [(uid, [make_text(rng) for _ in range(n)]) for uid, n in plan]
-            await limited([partial(mem.save_many, user_id=u, texts=t) for u, t in jobs], 3)
+            await limited([partial(writes.save_many, user_id=u, texts=t) for u, t in jobs], 3)
             for uid, n in plan:
                 counts[uid] += n
             fill_s = time.perf_counter() - fill_start
@@ -178,9 +178,9 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
             users = [heavy if i % 2 == 0 else rng.choice(small) for i in range(n_q)]
             queries = [make_text(rng, QUERIES, "") for _ in range(n_q)]
             for i in range(4):  # warm-up: shard counts, HNSW segments in memory
-                await mem.recall(user_id=users[i], query=queries[i])
+                await reads.recall(user_id=users[i], query=queries[i])
             ms = await timed(
-                partial(mem.recall, user_id=u, query=t)
+                partial(reads.recall, user_id=u, query=t)
                 for u, t in zip(users, queries, strict=True)
             )
             by_size[str(size)] = {

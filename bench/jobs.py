@@ -5,12 +5,12 @@ Chroma) with 100,000 memories through `save_many`: one heavy user holding 20,000
 users with 20 each. Then times, on that store:
 
 1. `jobs.runs.sweep(grace_s=0)` with nothing to repair: memories checked per second;
-2. `engine.memories.reindex()`: memories per second, against the raw batched encode rate
+2. `engine.index.reindex()`: memories per second, against the raw batched encode rate
    (1,024 texts, batch size 64, through the same model) measured in the same run;
 3. the sweep after deleting 5,000 vectors behind the engine's back (re-embedded per second),
    and after deleting 5,000 rows directly in SQL (orphan vectors deleted per second).
 
-It ends with `engine.memories.check()`, which must find no drift.
+It ends with `engine.index.check()`, which must find no drift.
 
 Run from the repo root (JSON on stdout, progress on stderr, section "## Jobs (bench/jobs.py)"
 of docs/benchmarks.md replaced):
@@ -54,7 +54,6 @@ from bench.engine import make_text
 from engine.app import MemoryEngine, open_engine
 from engine.settings import Settings
 from jobs import runs
-from storage import repositories as repo
 from storage.embedder import sentence_transformer_encoder
 from storage.vector_types import VectorRef
 
@@ -101,10 +100,16 @@ async def limited(jobs: Iterable[Callable[[], Awaitable[object]]], limit: int) -
 async def register(engine: MemoryEngine, user_ids: list[int]) -> None:
     """Create many users quickly: one transaction per REGISTER_CHUNK users."""
     for start in range(0, len(user_ids), REGISTER_CHUNK):
-        async with engine.db.writes() as session:
+        async with engine.stores.unit_of_work("bench_register") as uow:
             for user_id in user_ids[start : start + REGISTER_CHUNK]:
-                await repo.register_user(session, user_id=user_id, first_name="Bench")
-            await session.commit()
+                await uow.users.register(
+                    user_id=user_id,
+                    username=None,
+                    first_name="Bench",
+                    last_name=None,
+                    language_code=None,
+                    role="user",
+                )
 
 
 async def fill(engine: MemoryEngine, size: int, rng: random.Random) -> int:
@@ -124,7 +129,7 @@ async def fill(engine: MemoryEngine, size: int, rng: random.Random) -> int:
     async def save(user_id: int, count: int) -> None:
         nonlocal done
         texts = [make_text(rng) for _ in range(count)]
-        await engine.memories.save_many(user_id=user_id, texts=texts)
+        await engine.writes.save_many(user_id=user_id, texts=texts)
         before, done = done, done + count
         if before // step != done // step:
             log(f"filled {done}/{size} ({rate(done, time.perf_counter() - start)}/s)")
@@ -175,30 +180,29 @@ async def run(args: argparse.Namespace, url: str, work: Path) -> tuple[dict[str,
         expect(counts, "orphans_deleted", 0, "clean sweep")
 
         start = time.perf_counter()
-        indexed = await engine.memories.reindex()
+        indexed = await engine.index.reindex()
         t.reindex = time.perf_counter() - start
         log(f"reindex: {indexed} memories in {t.reindex:.1f}s")
         if indexed != args.size:
             raise RuntimeError(f"reindex indexed {indexed}, the store holds {args.size}")
 
-        async with engine.db.reads() as session:
-            index = await repo.memory_index(session, user_id=None)
+        async with engine.stores.reading() as repos:
+            index = await repos.memories.index(user_id=None)
         victims = rng.sample([(row[0], row[1]) for row in index], 2 * damage)
         lose_vector, lose_row = victims[:damage], victims[damage:]
 
-        await engine.memories.vectors.delete([VectorRef(str(i), u) for i, u in lose_vector])
+        await engine.stores.vectors.delete([VectorRef(str(i), u) for i, u in lose_vector])
         t.repair_sweep, counts = await timed_sweep(engine, f"{damage} vectors deleted")
         expect(counts, "reembedded", damage, "repair sweep")
 
-        async with engine.db.writes() as session:
-            gone = await repo.delete_memories(session, ids=[i for i, _ in lose_row])
-            await session.commit()
+        async with engine.stores.unit_of_work("bench_damage") as uow:
+            gone = await uow.memories.delete([i for i, _ in lose_row])
         if gone != damage:
             raise RuntimeError(f"deleted {gone} rows, meant {damage}")
         t.orphan_sweep, counts = await timed_sweep(engine, f"{damage} rows deleted")
         expect(counts, "orphans_deleted", damage, "orphan sweep")
 
-        report = await engine.memories.check()
+        report = await engine.index.check()
         log(f"check: sql={report.sql_count} vectors={report.vector_count} drift={report.drift}")
         raw_after = encode_rate(encode, raw_texts)
         raw = max(raw_before, raw_after)  # best of two: less sensitive to other load

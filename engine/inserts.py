@@ -76,7 +76,6 @@ def new_row(item: NewMemory, now: datetime) -> MemoryRow:
         text=item.text,
         kind=item.kind,
         tags=list(item.tags),
-        importance=0,
         chat_id=item.chat_id,
         message_id=item.message_id,
         created_at=now,

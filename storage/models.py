@@ -98,7 +98,6 @@ class MemoryRow(Base):
     text: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16), default="note")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    importance: Mapped[int] = mapped_column(Integer, default=0)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,7 +11,7 @@ import pytest
 from engine.app import MemoryEngine, open_engine
 from engine.errors import CommitFailed
 from engine.settings import Settings
-from engine.uow import Faults, Step
+from engine.faults import Faults, Step
 from storage.embedder import Embedder
 
 
@@ -27,25 +27,25 @@ async def server_engine(
     )
     opened = await open_engine(remote, embedder=Embedder(real_encode), faults=faults)
     yield opened
-    await opened.memories.vectors.drop()
+    await opened.stores.vectors.drop_generation(opened.index.generation)
     await opened.aclose()
 
 
 async def test_save_recall_forget_check_through_the_server(server_engine: MemoryEngine) -> None:
-    memories = server_engine.memories
+    writes, reads, index = server_engine.writes, server_engine.reads, server_engine.index
     await server_engine.users.register(user_id=1)
     await server_engine.users.register(user_id=2)
-    saved = await memories.save(user_id=1, text="my passport is in the blue drawer")
-    await memories.save_many(user_id=1, texts=["buy milk", "water the plants"])
-    await memories.save(user_id=2, text="someone else's passport")
-    hits = await memories.recall(user_id=1, query="where did I leave my passport")
+    saved = await writes.save(user_id=1, text="my passport is in the blue drawer")
+    await writes.save_many(user_id=1, texts=["buy milk", "water the plants"])
+    await writes.save(user_id=2, text="someone else's passport")
+    hits = await reads.recall(user_id=1, query="where did I leave my passport")
     assert hits[0].memory.id == saved.memory.id
     assert all(h.memory.user_id == 1 for h in hits)
-    await memories.forget(user_id=1, memory_id=saved.memory.id)
-    report = await memories.check()
+    await writes.forget(user_id=1, memory_id=saved.memory.id)
+    report = await index.check()
     assert (report.sql_count, report.vector_count, report.drift) == (3, 3, False)
-    assert await memories.forget_all(user_id=1) == 2
-    assert (await memories.check(user_id=2)).vector_count == 1
+    assert await writes.forget_all(user_id=1) == 2
+    assert (await index.check(user_id=2)).vector_count == 1
 
 
 async def test_commit_failure_is_compensated_on_the_server(
@@ -54,6 +54,6 @@ async def test_commit_failure_is_compensated_on_the_server(
     await server_engine.users.register(user_id=1)
     faults.fail(Step.COMMIT)
     with pytest.raises(CommitFailed):
-        await server_engine.memories.save(user_id=1, text="never lands")
-    report = await server_engine.memories.check()
+        await server_engine.writes.save(user_id=1, text="never lands")
+    report = await server_engine.index.check()
     assert (report.sql_count, report.vector_count, report.drift) == (0, 0, False)
