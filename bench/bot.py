@@ -1,6 +1,6 @@
 """Benchmark of the whole bot: saves/s and recalls/s with send→reply latency, end to end.
 
-The Bot API emulator (bot/emulator.py) runs in this process; the bot runs as a real subprocess
+The Bot API emulator (botapi_emulator/) runs in this process; the bot runs as a real subprocess
 (`python -m bot.cli run`, long polling) against it, on a fresh SQLite file (or a fresh
 PostgreSQL database with --db postgres) and a fresh embedded Chroma. 50 users send 20 notes
 each, all queued at once, then 20 `/recall <query>` each. The raw batched encode rate of the
@@ -48,7 +48,7 @@ from bench.common import (
     setup_process,
 )
 from bench.engine import QUERIES, make_text
-from bot.emulator import BotApiEmulator, SentMessage
+from botapi_emulator import BotApiEmulator, SentMessage
 
 TITLE = "Bot (bench/bot.py)"
 FIRST_USER = 500_001

@@ -103,6 +103,4 @@ class AdminService:
             blocked = await repos.users.count(active=False)
             letters = await repos.dead_letters.count_pending()
             running = await repos.broadcasts.count(status=SENDING)
-        return SystemStats(
-            active, blocked, consistency.sql_count, consistency, letters, running
-        )
+        return SystemStats(active, blocked, consistency.sql_count, consistency, letters, running)

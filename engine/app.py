@@ -71,6 +71,8 @@ async def open_engine(
         settings, embedder=embedder, vectors=vectors, faults=faults, upgrade=upgrade
     )
     log.info(
-        "engine open db=%s chroma=%s", stores.dialect, "server" if settings.chroma_url else "embedded"
+        "engine open db=%s chroma=%s",
+        stores.dialect,
+        "server" if settings.chroma_url else "embedded",
     )
     return MemoryEngine.on(stores)

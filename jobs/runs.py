@@ -76,7 +76,7 @@ async def expire(engine: MemoryEngine, *, notify: Notify | None = None) -> JobOu
 
 
 async def sweep(engine: MemoryEngine, *, grace_s: int | None = None) -> JobOutcome:
-    """The orphan sweep, both directions (see MemoryService.sweep)."""
+    """The orphan sweep, both directions (see IndexCare.sweep)."""
 
     async def work() -> dict[str, int]:
         return (await engine.index.sweep(grace_s=grace_s)).as_dict()

@@ -48,7 +48,13 @@ class DeadLetterRepository:
         self._session = session
 
     async def add(
-        self, *, update_id: int, chat_id: int | None, raw: dict[str, Any], error: str, attempts: int
+        self,
+        *,
+        update_id: int,
+        chat_id: int | None,
+        raw: dict[str, Any],
+        error: str,
+        attempts: int,
     ) -> DeadLetterRow:
         row = DeadLetterRow(
             update_id=update_id, chat_id=chat_id, raw=raw, error=error[:4000], attempts=attempts

@@ -47,9 +47,7 @@ class UserRepository:
         """Which of `user_ids` are registered."""
         if not user_ids:
             return set()
-        rows = await self._session.scalars(
-            select(UserRow.id).where(UserRow.id.in_(set(user_ids)))
-        )
+        rows = await self._session.scalars(select(UserRow.id).where(UserRow.id.in_(set(user_ids))))
         return set(rows)
 
     async def role_of(self, user_id: int) -> str | None:
@@ -76,7 +74,11 @@ class UserRepository:
         result = await self._session.execute(
             update(UserRow)
             .where(UserRow.id == user_id)
-            .where((UserRow.ops_day != day) | (UserRow.ops_day.is_(None)) | (UserRow.ops_today < limit))
+            .where(
+                (UserRow.ops_day != day)
+                | (UserRow.ops_day.is_(None))
+                | (UserRow.ops_today < limit)
+            )
             .values(
                 ops_today=case((UserRow.ops_day == day, UserRow.ops_today + 1), else_=1),
                 ops_day=day,
