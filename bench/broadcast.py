@@ -23,9 +23,9 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bot.emulator import BotApiEmulator
 from bot.runner import running_bot
 from bot.services import KEY, BotServices
+from botapi_emulator import BotApiEmulator
 from engine.settings import Settings
 from storage.models import UserRow
 
@@ -91,7 +91,7 @@ async def run_case(
             polling = asyncio.create_task(intake.run())
             services: BotServices = proc.app.bot_data[KEY]
             engine = services.engine
-            async with engine.db.writes() as session:
+            async with engine.stores.db.writes() as session:
                 session.add_all(UserRow(id=10_000_000 + i, role="user") for i in range(recipients))
                 await session.commit()
             await engine.users.register(user_id=CHATTER)

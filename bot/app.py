@@ -17,6 +17,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.context import CONTEXT_TYPES, BotApplication, BotContext
 from bot.handlers.admin import audit_command, dlq_command, role_command, stats_command
 from bot.handlers.basics import COMMANDS, cancel, help_command, not_text, start
 from bot.handlers.broadcast import (
@@ -24,22 +25,12 @@ from bot.handlers.broadcast import (
     broadcast_command,
     broadcast_status_command,
 )
+from bot.handlers.changing import edit_command, export_command, forget_command
 from bot.handlers.common import reply
-from bot.handlers.saving import (
-    edit_command,
-    edited_message,
-    export_command,
-    forget_command,
-    plain_message,
-    save_command,
-)
-from bot.handlers.searching import (
-    button_pressed,
-    forget_all_command,
-    list_command,
-    recall_command,
-)
-from bot.services import KEY, BotServices, Context, services
+from bot.handlers.router import button_pressed, plain_message
+from bot.handlers.saving import edited_message, save_command
+from bot.handlers.searching import forget_all_command, list_command, recall_command
+from bot.services import KEY, BotServices
 from engine.app import MemoryEngine
 from engine.settings import Settings
 
@@ -48,21 +39,21 @@ NEW = filters.UpdateType.MESSAGE
 TEXTUAL = filters.TEXT | filters.CAPTION
 
 
-async def drop_anonymous(update: Update, context: Context) -> None:
-    """Messages without a sender (channels, anonymous admins) are not ours to remember."""
+async def drop_anonymous(update: Update, context: BotContext) -> None:
+    """Stop updates without a sender (channels, anonymous admins): not ours to remember."""
     if update.effective_user is None:
         raise ApplicationHandlerStop
 
 
-async def unknown_command(update: Update, context: Context) -> None:
+async def unknown_command(update: Update, context: BotContext) -> None:
     """Point at /help for commands we do not know."""
     await reply(update, "I don't know that command. See /help.")
 
 
-async def record_failure(update: object, context: Context) -> None:
+async def record_failure(update: object, context: BotContext) -> None:
     """The one error handler: hand the failure to intake (which retries or parks it)."""
     if isinstance(update, Update) and context.error is not None:
-        services(context).failures[update.update_id] = context.error
+        context.services.failures[update.update_id] = context.error
     else:
         log.error("error outside an update", exc_info=context.error)
 
@@ -79,7 +70,7 @@ def build_application(
     *,
     token: str | None = None,
     base_url: str | None = None,
-) -> Application:  # type: ignore[type-arg]
+) -> BotApplication:
     """The bot: handlers, rate limiter and error handler; our own intake feeds it updates."""
     secret = token or (
         settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
@@ -88,6 +79,7 @@ def build_application(
     limiter = AIORateLimiter(overall_max_rate=settings.telegram_max_rate, max_retries=3)
     app = (
         Application.builder()
+        .context_types(CONTEXT_TYPES)
         .token(secret)
         .base_url(api)
         .base_file_url(file_url_for(api))
@@ -128,7 +120,7 @@ def build_application(
     return app
 
 
-async def announce_commands(app: Application) -> None:  # type: ignore[type-arg]
+async def announce_commands(app: BotApplication) -> None:
     """Publish the command menu; a failure is logged, never fatal."""
     try:
         await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])

@@ -6,8 +6,8 @@ import contextlib
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter
-from telegram.ext import Application
 
+from bot.context import BotApplication
 from bot.handlers.broadcast import progress_text
 from bot.intake import seconds
 from engine.app import MemoryEngine
@@ -18,7 +18,7 @@ GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_inva
 
 
 def broadcast_worker(
-    app: Application,  # type: ignore[type-arg]
+    app: BotApplication,
     engine: MemoryEngine,
     sender: Bot,
 ) -> BroadcastWorker:
@@ -52,5 +52,9 @@ def broadcast_worker(
             )
 
     return BroadcastWorker(
-        db=engine.db, broadcasts=engine.broadcasts, send=send, rate=rate, report=report
+        leadership=engine.stores.leadership,
+        broadcasts=engine.broadcasts,
+        send=send,
+        rate=rate,
+        report=report,
     )

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from engine.app import MemoryEngine, open_engine
+from bot.operations import (
+    cmd_check,
+    cmd_db_upgrade,
+    cmd_dlq,
+    cmd_expire,
+    cmd_reindex,
+    cmd_repair,
+    cmd_sweep,
+)
 from engine.settings import Settings, describe_error, load_settings
 
 QUIET_LOGGERS = ("httpx", "alembic", "sentence_transformers", "chromadb", "apscheduler")
@@ -29,100 +36,8 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def _with_engine(settings: Settings, work: Callable[[MemoryEngine], Awaitable[int]]) -> int:
-    engine = await open_engine(settings)
-    try:
-        return await work(engine)
-    finally:
-        await engine.aclose()
-
-
-async def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from storage import migrate
-    from storage.db import open_database
-
-    db = open_database(settings.database_url)
-    try:
-        await migrate.upgrade(db.write_engine)
-        print(f"database at revision {await migrate.current_revision(db.write_engine)}")
-    finally:
-        await db.dispose()
-    return 0
-
-
-async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(engine: MemoryEngine) -> int:
-        report = await engine.memories.check(user_id=args.user)
-        data = report.as_dict()
-        if args.json:
-            print(json.dumps(data, indent=2))
-        else:
-            print(f"scope            {data['scope']}")
-            print(f"sql rows         {report.sql_count}")
-            print(f"chroma vectors   {report.vector_count}")
-            print(f"rows w/o vector  {len(report.missing)}")
-            print(f"vectors w/o row  {len(report.orphans)}")
-            print(f"stale vectors    {len(report.stale)}")
-            print(f"expired, present {report.expired_present}")
-            print(f"last sweep       {report.last_sweep_at or 'never'}")
-            print("DRIFT: run `memorybot repair`" if report.drift else "ok: SQL and Chroma agree")
-        return 1 if report.drift else 0
-
-    return await _with_engine(settings, work)
-
-
-async def cmd_expire(settings: Settings, _args: argparse.Namespace) -> int:
-    from jobs import runs
-
-    async def work(engine: MemoryEngine) -> int:
-        print((await runs.expire(engine)).describe())
-        return 0
-
-    return await _with_engine(settings, work)
-
-
-async def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
-    from jobs import runs
-
-    async def work(engine: MemoryEngine) -> int:
-        print((await runs.sweep(engine, grace_s=args.grace)).describe())
-        return 0
-
-    return await _with_engine(settings, work)
-
-
-async def cmd_repair(settings: Settings, _args: argparse.Namespace) -> int:
-    async def work(engine: MemoryEngine) -> int:
-        result = await engine.memories.repair()
-        print(", ".join(f"{k}={v}" for k, v in result.as_dict().items()))
-        return 0
-
-    return await _with_engine(settings, work)
-
-
-async def cmd_reindex(settings: Settings, _args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from engine.repair import FOLLOW_INTERVAL_S
-
-    async def work(engine: MemoryEngine) -> int:
-        async with engine.db.reads() as session:
-            from sqlalchemy import func, select
-
-            from storage.models import MemoryRow
-
-            total = int(await session.scalar(select(func.count()).select_from(MemoryRow)) or 0)
-        with tqdm(total=total, unit="memory", disable=None) as bar:
-            done = await engine.memories.reindex(
-                progress=bar.update, settle_s=3 * FOLLOW_INTERVAL_S
-            )
-        print(f"reindexed {done} memories into generation {engine.memories.vectors.generation}")
-        return 0
-
-    return await _with_engine(settings, work)
-
-
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the Telegram bot (long polling, or a webhook)."""
     if settings.telegram_bot_token is None:
         print(
             "memorybot: no TELEGRAM_BOT_TOKEN configured; set it in .env, "
@@ -136,6 +51,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
+    """Chat with the bot in this terminal against the local Bot API emulator."""
     from bot.console import run_console
 
     if settings.log_level != "DEBUG":  # the terminal is for the conversation
@@ -145,45 +61,8 @@ async def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
     return await run_console(settings)
 
 
-async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
-    from engine.ledger import UpdateLedger
-
-    async def work(engine: MemoryEngine) -> int:
-        ledger = UpdateLedger(engine.db)
-        letters = await ledger.dead_letters(pending_only=not args.all)
-        if args.dlq_command == "list":
-            for letter in letters:
-                print(
-                    f"#{letter.id} update={letter.update_id} chat={letter.chat_id} "
-                    f"at={letter.created_at:%Y-%m-%d %H:%M} {letter.error[:120]}"
-                )
-            print(f"{len(letters)} dead letter(s)")
-            return 0
-        return await replay(settings, ledger, [lt for lt in letters if args.id in (None, lt.id)])
-
-    return await _with_engine(settings, work)
-
-
-async def replay(settings: Settings, ledger: Any, letters: list[Any]) -> int:
-    """Run parked updates through the bot again (needs the Bot API: a token)."""
-    if not letters:
-        print("nothing to replay")
-        return 0
-    if settings.telegram_bot_token is None:
-        print("memorybot: replay needs TELEGRAM_BOT_TOKEN (it answers the users)", file=sys.stderr)
-        return 2
-    from bot.intake import updates_from
-    from bot.runner import running_bot
-
-    async with running_bot(settings) as processor:
-        for letter in letters:
-            await processor.process_batch(updates_from([letter.raw], processor.app), replay=True)
-            await ledger.mark_replayed(letter.id)
-            print(f"replayed #{letter.id} (update {letter.update_id})")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand, each with its handler in `handler`."""
     parser = argparse.ArgumentParser(prog="memorybot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the Telegram bot (polling, or --webhook)")

@@ -1,137 +1,25 @@
-"""At-least-once intake: process a batch, then confirm it; one chat in order, chats in parallel."""
+"""At-least-once intake: poll a batch, process it (see bot.processing), then confirm it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import secrets
 import warnings
-from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 from telegram import Update
-from telegram.constants import ParseMode
-from telegram.error import Forbidden, RetryAfter, TelegramError
-from telegram.ext import Application
+from telegram.error import RetryAfter, TelegramError
 from telegram.warnings import PTBUserWarning
 
-from bot.services import KEY, BotServices
+from bot.processing import UpdateProcessor, updates_from
+
+__all__ = ["POLL_TIMEOUT_S", "PollingIntake", "UpdateProcessor", "seconds", "updates_from"]
 
 log = logging.getLogger("memorybot.intake")
 # We fetch getUpdates raw on purpose: one update PTB cannot parse must not block the others.
 warnings.filterwarnings("ignore", message=r".*Bot\.getUpdates.*", category=PTBUserWarning)
-ATTEMPTS = 3
-BACKOFF_S = 0.5
 POLL_TIMEOUT_S = 10
-MAX_PARALLEL_CHATS = 64
-
-
-class UpdateProcessor:
-    """Runs updates through the Application, retrying failures and parking the hopeless ones."""
-
-    def __init__(
-        self,
-        app: Application,  # type: ignore[type-arg]
-        *,
-        attempts: int = ATTEMPTS,
-        backoff_s: float = BACKOFF_S,
-    ) -> None:
-        self.app = app
-        self.services: BotServices = app.bot_data[KEY]
-        self.attempts = attempts
-        self.backoff_s = backoff_s
-        self._lanes = asyncio.Semaphore(MAX_PARALLEL_CHATS)
-
-    async def parse(self, raw: Sequence[dict[str, Any]]) -> list[Update]:
-        """Parse each update on its own; one the library cannot read is parked, not fatal."""
-        updates: list[Update] = []
-        for item in raw:
-            try:
-                update = Update.de_json(item, self.app.bot)
-            except Exception as error:
-                letter = await self.services.ledger.park(
-                    update_id=int(item["update_id"]),
-                    chat_id=None,
-                    raw=item,
-                    error=f"unparseable: {error!r}",
-                    attempts=1,
-                )
-                log.exception(
-                    "update=%s unparseable, parked dead_letter=%s", item["update_id"], letter
-                )
-                continue
-            if update is not None:
-                updates.append(update)
-        return updates
-
-    async def process_batch(self, updates: Sequence[Update], *, replay: bool = False) -> None:
-        """Handle `updates`: skip those seen before, keep each chat's order, mark the rest done."""
-        ids = [u.update_id for u in updates]
-        seen = set() if replay else await self.services.ledger.seen_many(ids)
-        chats: dict[int, list[Update]] = defaultdict(list)
-        for update in updates:
-            if update.update_id not in seen:
-                chat = update.effective_chat
-                chats[chat.id if chat else 0].append(update)
-        await asyncio.gather(*(self._chat_lane(lane) for lane in chats.values()))
-        await self.services.ledger.mark_many([i for i in ids if i not in seen])
-
-    async def _chat_lane(self, updates: list[Update]) -> None:
-        async with self._lanes:
-            for update in updates:
-                await self.process_one(update)
-
-    async def process_one(self, update: Update) -> None:
-        """Try an update up to `attempts` times; then park it as a dead letter and apologise."""
-        error: BaseException | None = None
-        for attempt in range(1, self.attempts + 1):
-            error = await self._run(update)
-            if error is None:
-                return
-            if isinstance(error, Forbidden):
-                log.warning("update=%s not answered: %s", update.update_id, error)
-                return
-            log.warning("update=%s attempt=%d failed: %r", update.update_id, attempt, error)
-            if attempt < self.attempts:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-        assert error is not None
-        await self._park(update, error)
-
-    async def _run(self, update: Update) -> BaseException | None:
-        failures = self.services.failures
-        failures.pop(update.update_id, None)
-        try:
-            await self.app.process_update(update)
-        except Exception as error:  # process_update itself rarely raises; be safe
-            return error
-        return failures.pop(update.update_id, None)
-
-    async def _park(self, update: Update, error: BaseException) -> None:
-        reference = secrets.token_hex(3)
-        chat = update.effective_chat
-        letter = await self.services.ledger.park(
-            update_id=update.update_id,
-            chat_id=chat.id if chat else None,
-            raw=update.to_dict(),
-            error=f"[{reference}] {error!r}",
-            attempts=self.attempts,
-        )
-        log.error(
-            "update=%s parked dead_letter=%s ref=%s",
-            update.update_id,
-            letter,
-            reference,
-            exc_info=error,
-        )
-        if chat is not None:
-            with contextlib.suppress(TelegramError):
-                await chat.send_message(
-                    "😔 Sorry, something went wrong and I could not finish that. "
-                    f"Reference: <code>{reference}</code>",
-                    parse_mode=ParseMode.HTML,
-                )
 
 
 class PollingIntake:
@@ -210,8 +98,3 @@ class PollingIntake:
 def seconds(value: Any) -> float:
     """RetryAfter.retry_after is an int or a timedelta depending on PTB settings."""
     return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
-
-
-def updates_from(raw: Sequence[dict[str, Any]], app: Application) -> list[Update]:  # type: ignore[type-arg]
-    """Parse raw update JSON (dead letters, webhook bodies) into Update objects."""
-    return [u for u in (Update.de_json(item, app.bot) for item in raw) if u is not None]

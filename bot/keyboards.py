@@ -1,89 +1,133 @@
-"""Inline keyboards and their callback data: short, validated, tied to the user who owns them."""
+"""Inline keyboards and their callback data: short, validated, tied to the user who owns them.
+
+Callback data is `code:owner:arg` (e.g. `d:42:3f2a9c1b`), at most 64 bytes. The codes are the
+wire format of buttons already sitting in users' chats, so they never change; `Button` names
+them for what they do.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-CALLBACK = re.compile(r"(u|d|rp|lp|fa|fx|bs|bx):(\d{1,20}):([0-9a-f]{0,32})")
-ARGUMENT = {  # what each action's argument must look like
-    "u": re.compile(r"[0-9a-f]{4,32}"),
-    "d": re.compile(r"[0-9a-f]{4,32}"),
-    "rp": re.compile(r"\d{1,4}"),
-    "lp": re.compile(r"\d{1,6}"),
-    "fa": re.compile(r"[0-9a-f]{8}"),
-    "fx": re.compile(r"[0-9a-f]{8}"),
-    "bs": re.compile(r"[0-9a-f]{8}"),
-    "bx": re.compile(r"[0-9a-f]{8}"),
+
+class Button(StrEnum):
+    """What an inline button does; the value is its code on the wire."""
+
+    UNDO_SAVE = "u"  # under "✅ Saved": forget that memory again
+    FORGET = "d"  # 🗑 under a recall result: forget that memory
+    RECALL_MORE = "rp"  # "More ▶" under a recall: the next page of results
+    LIST_PAGE = "lp"  # "◀ Newer" / "Older ▶" under /list: another page
+    CONFIRM_FORGET_ALL = "fa"  # /forget_all: yes, forget everything
+    CANCEL_FORGET_ALL = "fx"  # /forget_all: no
+    SEND_BROADCAST = "bs"  # a broadcast preview: send it
+    CANCEL_BROADCAST = "bx"  # a broadcast preview: drop it
+
+
+MEMORY_REF = re.compile(r"[0-9a-f]{4,32}")
+NONCE = re.compile(r"[0-9a-f]{8}")
+ARGUMENT = {  # what each button's argument must look like
+    Button.UNDO_SAVE: MEMORY_REF,
+    Button.FORGET: MEMORY_REF,
+    Button.RECALL_MORE: re.compile(r"\d{1,4}"),
+    Button.LIST_PAGE: re.compile(r"\d{1,6}"),
+    Button.CONFIRM_FORGET_ALL: NONCE,
+    Button.CANCEL_FORGET_ALL: NONCE,
+    Button.SEND_BROADCAST: NONCE,
+    Button.CANCEL_BROADCAST: NONCE,
 }
+CALLBACK = re.compile(
+    "(" + "|".join(re.escape(code) for code in Button) + r"):(\d{1,20}):([0-9a-f]{0,32})"
+)
 
 
 @dataclass(frozen=True)
 class Callback:
-    """A parsed button press: `action:owner:arg` (e.g. `d:42:3f2a9c1b`)."""
+    """A parsed button press: what it does, whose button it is, and its argument."""
 
-    action: str
+    button: Button
     owner: int
     arg: str
 
     def encode(self) -> str:
-        return f"{self.action}:{self.owner}:{self.arg}"
+        """The callback data sent with the button."""
+        return f"{self.button.value}:{self.owner}:{self.arg}"
 
 
 def parse_callback(data: str | None) -> Callback | None:
     """The callback, or None when the data is malformed (forged or from an old version)."""
     match = CALLBACK.fullmatch(data or "")
-    if match is None or not ARGUMENT[match.group(1)].fullmatch(match.group(3)):
+    if match is None:
         return None
-    return Callback(match.group(1), int(match.group(2)), match.group(3))
+    pressed = Button(match.group(1))
+    if not ARGUMENT[pressed].fullmatch(match.group(3)):
+        return None
+    return Callback(pressed, int(match.group(2)), match.group(3))
 
 
-def button(text: str, action: str, owner: int, arg: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=Callback(action, owner, arg).encode())
+def button(text: str, pressed: Button, owner: int, arg: str = "") -> InlineKeyboardButton:
+    """One inline button that calls back with `pressed` for `owner`."""
+    return InlineKeyboardButton(text, callback_data=Callback(pressed, owner, arg).encode())
 
 
 def undo_keyboard(owner: int, short_id: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[button("↩️ Undo", "u", owner, short_id)]])
+    """The Undo button under a save confirmation."""
+    return InlineKeyboardMarkup([[button("↩️ Undo", Button.UNDO_SAVE, owner, short_id)]])
 
 
 def recall_keyboard(
     owner: int, short_ids: list[str], *, start: int, more: bool
 ) -> InlineKeyboardMarkup | None:
+    """A 🗑 button per shown result, and More when there are further results."""
     rows = (
-        [[button(f"🗑 {start + i + 1}", "d", owner, s) for i, s in enumerate(short_ids)]]
+        [
+            [
+                button(f"🗑 {start + i + 1}", Button.FORGET, owner, short_id)
+                for i, short_id in enumerate(short_ids)
+            ]
+        ]
         if short_ids
         else []
     )
     if more:
-        rows.append([button("More ▶", "rp", owner, str(start + len(short_ids)))])
+        rows.append([button("More ▶", Button.RECALL_MORE, owner, str(start + len(short_ids)))])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
 def list_keyboard(
     owner: int, *, offset: int, limit: int, total: int
 ) -> InlineKeyboardMarkup | None:
+    """Newer / Older buttons around one page of /list."""
     row = []
     if offset > 0:
-        row.append(button("◀ Newer", "lp", owner, str(max(0, offset - limit))))
+        row.append(button("◀ Newer", Button.LIST_PAGE, owner, str(max(0, offset - limit))))
     if offset + limit < total:
-        row.append(button("Older ▶", "lp", owner, str(offset + limit)))
+        row.append(button("Older ▶", Button.LIST_PAGE, owner, str(offset + limit)))
     return InlineKeyboardMarkup([row]) if row else None
 
 
 def confirm_keyboard(owner: int, nonce: str) -> InlineKeyboardMarkup:
+    """Yes / Cancel under the /forget_all question."""
     return InlineKeyboardMarkup(
         [
             [
-                button("🗑 Yes, forget everything", "fa", owner, nonce),
-                button("Cancel", "fx", owner, nonce),
+                button("🗑 Yes, forget everything", Button.CONFIRM_FORGET_ALL, owner, nonce),
+                button("Cancel", Button.CANCEL_FORGET_ALL, owner, nonce),
             ]
         ]
     )
 
 
 def broadcast_keyboard(owner: int, nonce: str) -> InlineKeyboardMarkup:
+    """Send / Cancel under a broadcast preview."""
     return InlineKeyboardMarkup(
-        [[button("📣 Send", "bs", owner, nonce), button("Cancel", "bx", owner, nonce)]]
+        [
+            [
+                button("📣 Send", Button.SEND_BROADCAST, owner, nonce),
+                button("Cancel", Button.CANCEL_BROADCAST, owner, nonce),
+            ]
+        ]
     )

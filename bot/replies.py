@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from engine.clock import utcnow
 from engine.memory import Memory
-from engine.reads import RecallHit
-from storage.models import utcnow
+from engine.memory_reads import RecallHit
 
 TELEGRAM_LIMIT = 4096
 SAFE_LIMIT = 4000
@@ -63,11 +63,13 @@ def age(moment: datetime, now: datetime | None = None) -> str:
 
 
 def preview(text: str) -> str:
+    """`text` on one line, cut to PREVIEW_CHARS."""
     flat = " ".join(text.split())
     return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
 
 
 def memory_line(number: int, memory: Memory) -> str:
+    """One numbered memory: its preview, then its short id, age and expiry."""
     expiry = f" · ⏳ {memory.expires_at:%Y-%m-%d %H:%M}" if memory.expires_at else ""
     return (
         f"{number}. {esc(preview(memory.text))}\n"
@@ -76,6 +78,7 @@ def memory_line(number: int, memory: Memory) -> str:
 
 
 def recall_text(query: str, hits: list[RecallHit], start: int) -> str:
+    """One page of recall results for `query`, numbered from `start` + 1."""
     if not hits:
         return f"🔎 Nothing found for <i>{esc(preview(query))}</i>."
     lines = [f"🔎 <b>{esc(preview(query))}</b>"]
@@ -86,6 +89,7 @@ def recall_text(query: str, hits: list[RecallHit], start: int) -> str:
 
 
 def list_text(items: list[Memory], offset: int, total: int) -> str:
+    """One page of /list, numbered from `offset` + 1."""
     if not items:
         return "You have no memories yet. Send me any text to save it."
     header = f"🧠 Your memories {offset + 1}–{offset + len(items)} of {total}"

@@ -13,13 +13,13 @@ from aiohttp import web
 from telegram import Bot, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import Application
 
 from bot.app import announce_commands, build_application, file_url_for
 from bot.broadcasting import broadcast_worker
-from bot.intake import POLL_TIMEOUT_S, PollingIntake, UpdateProcessor, updates_from
+from bot.context import BotApplication, services_of
+from bot.intake import POLL_TIMEOUT_S, PollingIntake
+from bot.processing import UpdateProcessor, updates_from
 from bot.replies import esc, preview
-from bot.services import KEY, BotServices
 from engine.app import open_engine
 from engine.memory import Memory
 from engine.settings import Settings
@@ -41,14 +41,14 @@ async def running_bot(
     try:
         await app.initialize()
         await announce_commands(app)
-        await engine.embedder.warm_up()
+        await engine.stores.embedder.warm_up()
         await app.start()
         scheduler.start()
         api = base_url or settings.telegram_api_base_url
         sender = Bot(app.bot.token, base_url=api, base_file_url=file_url_for(api))
         await sender.initialize()
         worker = broadcast_worker(app, engine, sender)
-        services(app).wake_broadcasts = worker.wake
+        services_of(app.bot_data).wake_broadcasts = worker.wake
         delivering = asyncio.create_task(worker.run())
         try:
             yield UpdateProcessor(app)
@@ -63,12 +63,7 @@ async def running_bot(
         await engine.aclose()
 
 
-def services(app: Application) -> BotServices:  # type: ignore[type-arg]
-    found: BotServices = app.bot_data[KEY]
-    return found
-
-
-def expiry_notifier(app: Application) -> Notify:  # type: ignore[type-arg]
+def expiry_notifier(app: BotApplication) -> Notify:
     """Tell a user which of their memories expired (used when EXPIRY_NOTIFY is on)."""
 
     async def notify(user_id: int, memories: list[Memory]) -> None:

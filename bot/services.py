@@ -1,24 +1,24 @@
-"""What handlers reach through `context.bot_data`: the engine and the bot's own stores."""
+"""The bot's services: the engine plus the bot's own stores, shared by every handler."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
+from bot.conversations import ConversationStore, RecallMemo
+from bot.ledger import UpdateLedger
 from engine.admin import Role
 from engine.app import MemoryEngine
-from engine.conversations import ConversationStore, RecallMemo
 from engine.errors import InvalidInput
-from engine.ledger import UpdateLedger
 
-KEY = "memorybot"
+KEY = "memorybot"  # where the Application keeps them: `app.bot_data[KEY]`
 
 
 class ViewerOnly(InvalidInput):
+    """A viewer tried to change memories."""
+
     def __init__(self) -> None:
         super().__init__(
             "Your role is viewer: you can /recall and /list, but not change memories."
@@ -27,6 +27,8 @@ class ViewerOnly(InvalidInput):
 
 @dataclass
 class BotServices:
+    """The engine, conversation state, recall memo and update ledger, built once per process."""
+
     engine: MemoryEngine
     conversations: ConversationStore
     recalls: RecallMemo
@@ -37,11 +39,12 @@ class BotServices:
 
     @classmethod
     def create(cls, engine: MemoryEngine) -> BotServices:
+        """The bot's stores on the engine's `Stores`."""
         return cls(
             engine=engine,
-            conversations=ConversationStore(engine.db),
-            recalls=RecallMemo(engine.db),
-            ledger=UpdateLedger(engine.db),
+            conversations=ConversationStore(engine.stores),
+            recalls=RecallMemo(engine.stores),
+            ledger=UpdateLedger(engine.stores),
         )
 
     async def permit(self, update: Update, *, write: bool, stores: bool = False) -> int | None:
@@ -80,12 +83,3 @@ class BotServices:
             )
             self.known_users.add(user.id)
         return user.id
-
-
-Context = ContextTypes.DEFAULT_TYPE
-
-
-def services(context: Context) -> BotServices:
-    found: Any = context.bot_data[KEY]
-    assert isinstance(found, BotServices)
-    return found

@@ -8,24 +8,23 @@ from typing import Any
 
 from telegram import Update
 
-from bot.handlers.common import command_payload, reply
+from bot.context import BotContext
+from bot.handlers.common import command_payload, reply, warn
 from bot.replies import esc
-from bot.services import Context, services
 from engine.admin import Role
 from engine.errors import InvalidInput
-from engine.ledger import UpdateLedger
 
-Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
 REFUSAL = "Sorry, that command is not available."
 
 
-async def is_admin(update: Update, context: Context, action: str) -> bool:
+async def is_admin(update: Update, context: BotContext, action: str) -> bool:
     """True for admins; anyone else gets a neutral refusal and an audit entry."""
-    found = services(context)
-    user_id = await found.ensure_user(update)
-    if await found.engine.admin.role_of(user_id) == Role.ADMIN:
+    services = context.services
+    user_id = await services.ensure_user(update)
+    if await services.engine.admin.role_of(user_id) == Role.ADMIN:
         return True
-    await found.engine.admin.audit(action=f"refused:{action}", actor_id=user_id, success=False)
+    await services.engine.admin.audit(action=f"refused:{action}", actor_id=user_id, success=False)
     await reply(update, REFUSAL)
     return False
 
@@ -34,7 +33,7 @@ def admin_only(handler: Handler) -> Handler:
     """Wrap an admin command handler with the role check."""
 
     @functools.wraps(handler)
-    async def guarded(update: Update, context: Context) -> None:
+    async def guarded(update: Update, context: BotContext) -> None:
         if await is_admin(update, context, handler.__name__.removesuffix("_command")):
             await handler(update, context)
 
@@ -42,10 +41,10 @@ def admin_only(handler: Handler) -> Handler:
 
 
 @admin_only
-async def stats_command(update: Update, context: Context) -> None:
+async def stats_command(update: Update, context: BotContext) -> None:
     """/stats — users, memories, SQL vs Chroma, orphans, last sweep, dead letters, broadcasts."""
-    engine = services(context).engine
-    report = await engine.memories.check()
+    engine = context.services.engine
+    report = await engine.index.check()
     stats = await engine.admin.stats(report)
     await reply(
         update,
@@ -61,31 +60,31 @@ async def stats_command(update: Update, context: Context) -> None:
 
 
 @admin_only
-async def role_command(update: Update, context: Context) -> None:
+async def role_command(update: Update, context: BotContext) -> None:
     """/role <user_id|@username> <admin|user|viewer> — change a role (audited)."""
     parts = command_payload(update.effective_message).split() if update.effective_message else []
     roles = [r.value for r in Role]
     if len(parts) != 2 or parts[1].lower() not in roles:
         await reply(update, "Usage: /role <i>user_id|@username</i> <i>admin|user|viewer</i>")
         return
-    found = services(context)
-    actor = await found.ensure_user(update)
+    services = context.services
+    actor = await services.ensure_user(update)
     try:
-        target = await found.engine.admin.set_role(
+        target = await services.engine.admin.set_role(
             actor_id=actor, target=parts[0], role=Role(parts[1].lower())
         )
     except InvalidInput as error:
-        await reply(update, f"⚠️ {esc(str(error))}")
+        await warn(update, error)
         return
     await reply(update, f"✅ User {target} is now {parts[1].lower()}.")
 
 
 @admin_only
-async def audit_command(update: Update, context: Context) -> None:
+async def audit_command(update: Update, context: BotContext) -> None:
     """/audit [n] — the latest audit entries."""
     payload = command_payload(update.effective_message) if update.effective_message else ""
     count = int(payload) if payload.isdigit() else 10
-    entries = await services(context).engine.admin.latest_audit(limit=max(1, min(count, 50)))
+    entries = await context.services.engine.admin.latest_audit(limit=max(1, min(count, 50)))
     lines = [
         f"{e.at:%m-%d %H:%M} {'✅' if e.success else '⛔'} {esc(e.action)} "
         f"by {e.actor_id or '-'} on {esc(e.target or '-')}"
@@ -95,9 +94,9 @@ async def audit_command(update: Update, context: Context) -> None:
 
 
 @admin_only
-async def dlq_command(update: Update, context: Context) -> None:
+async def dlq_command(update: Update, context: BotContext) -> None:
     """/dlq — updates that kept failing (replay with `memorybot dlq replay`)."""
-    letters = await UpdateLedger(services(context).engine.db).dead_letters(limit=10)
+    letters = await context.services.ledger.dead_letters(limit=10)
     lines = [
         f"#{letter.id} update {letter.update_id} chat {letter.chat_id}: {esc(letter.error[:80])}"
         for letter in letters

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from telegram import Update
 
+from bot.context import BotContext
 from bot.handlers.common import reply
-from bot.services import Context, services
 
 HELP = """<b>What I can do</b>
 /save <i>text</i> — remember something (plain messages are saved too)
@@ -34,9 +34,9 @@ COMMANDS = [
 ]
 
 
-async def start(update: Update, context: Context) -> None:
+async def start(update: Update, context: BotContext) -> None:
     """Register the user and explain the bot in three lines."""
-    await services(context).ensure_user(update)
+    await context.services.ensure_user(update)
     await reply(
         update,
         "👋 I remember things for you.\n"
@@ -45,21 +45,21 @@ async def start(update: Update, context: Context) -> None:
     )
 
 
-async def help_command(update: Update, context: Context) -> None:
+async def help_command(update: Update, context: BotContext) -> None:
     """List every command with an example."""
     await reply(update, HELP)
 
 
-async def cancel(update: Update, context: Context) -> None:
+async def cancel(update: Update, context: BotContext) -> None:
     """Reset the conversation state."""
-    found = services(context)
-    user_id = await found.ensure_user(update)
-    pending = await found.conversations.get(user_id)
-    await found.conversations.clear(user_id)
+    services = context.services
+    user_id = await services.ensure_user(update)
+    pending = await services.conversations.get(user_id)
+    await services.conversations.clear(user_id)
     await reply(update, "Cancelled." if pending else "Nothing to cancel.")
 
 
-async def not_text(update: Update, context: Context) -> None:
+async def not_text(update: Update, context: BotContext) -> None:
     """Explain that only text (or captions) can be remembered."""
     await reply(
         update, "I can only remember text. Send me words, or a photo or file with a caption."

@@ -6,17 +6,14 @@ import secrets
 
 from telegram import Update
 
+from bot.context import BotContext
+from bot.conversations import Awaiting
 from bot.handlers.admin import REFUSAL, admin_only, is_admin
-from bot.handlers.common import command_payload, reply
-from bot.keyboards import Callback, broadcast_keyboard
+from bot.handlers.common import EXPIRED, command_payload, pressed, reply
+from bot.keyboards import Button, Callback, broadcast_keyboard
 from bot.replies import esc, preview
-from bot.services import Context, services
 from engine.admin import Role
 from engine.broadcasts import BroadcastProgress
-
-AWAITING_BROADCAST = "awaiting_broadcast"
-CONFIRM_BROADCAST = "confirm_broadcast"
-ADMIN_ACTIONS = frozenset({"bs", "bx"})
 
 
 def progress_text(progress: BroadcastProgress, rate: float, *, final: bool = False) -> str:
@@ -33,26 +30,28 @@ def progress_text(progress: BroadcastProgress, rate: float, *, final: bool = Fal
 
 
 @admin_only
-async def broadcast_command(update: Update, context: Context) -> None:
+async def broadcast_command(update: Update, context: BotContext) -> None:
     """/broadcast text — preview first; or /broadcast alone, then the text."""
     text = command_payload(update.effective_message) if update.effective_message else ""
     if text:
         await show_preview(update, context, text)
         return
-    found = services(context)
-    await found.conversations.set(await found.ensure_user(update), AWAITING_BROADCAST)
+    services = context.services
+    await services.conversations.set(await services.ensure_user(update), Awaiting.BROADCAST_TEXT)
     await reply(update, "What should I send to everyone? Send it as your next message.")
 
 
-async def show_preview(update: Update, context: Context, text: str) -> None:
+async def show_preview(update: Update, context: BotContext, text: str) -> None:
     """Show what would be sent and to how many; nothing is queued before Send."""
-    found = services(context)
-    admin_id = await found.ensure_user(update)
+    services = context.services
+    admin_id = await services.ensure_user(update)
     if not await is_admin(update, context, "broadcast"):
         return
     nonce = secrets.token_hex(4)
-    await found.conversations.set(admin_id, CONFIRM_BROADCAST, {"nonce": nonce, "text": text})
-    count = await found.engine.broadcasts.recipients()
+    await services.conversations.set(
+        admin_id, Awaiting.BROADCAST_CONFIRMATION, {"nonce": nonce, "text": text}
+    )
+    count = await services.engine.broadcasts.recipients()
     await reply(
         update,
         f"📣 <b>Preview</b>: this goes to <b>{count}</b> active users.\n\n{esc(text)}",
@@ -60,54 +59,51 @@ async def show_preview(update: Update, context: Context, text: str) -> None:
     )
 
 
-async def admin_button(update: Update, context: Context, callback: Callback) -> None:
+async def broadcast_answered(update: Update, context: BotContext, callback: Callback) -> None:
     """Send / Cancel on a broadcast preview (admins only; others are refused and audited)."""
-    query = update.callback_query
-    assert query is not None
+    query = pressed(update)
     assert query.message is not None
-    found = services(context)
+    services = context.services
     if not await _admin_press(update, context):
         await query.answer(REFUSAL)
         return
-    pending = await found.conversations.get(callback.owner)
-    if (
-        pending is None
-        or pending.state != CONFIRM_BROADCAST
-        or (pending.payload.get("nonce") != callback.arg)
-    ):
-        await query.answer("This button has expired.")
+    confirmed = await services.conversations.take_confirmation(
+        callback.owner, Awaiting.BROADCAST_CONFIRMATION, callback.arg
+    )
+    if confirmed is None:
+        await query.answer(EXPIRED)
         return
-    await found.conversations.clear(callback.owner)
-    if callback.action == "bx":
+    if callback.button == Button.CANCEL_BROADCAST:
         await query.edit_message_text("Broadcast cancelled: nothing was sent.")
         await query.answer("Cancelled")
         return
-    broadcast_id = await found.engine.broadcasts.create(
+    broadcast_id = await services.engine.broadcasts.create(
         author_id=callback.owner,
-        text=str(pending.payload["text"]),
+        text=str(confirmed.payload["text"]),
         progress_chat_id=query.message.chat.id,
         progress_message_id=query.message.message_id,
     )
     await query.edit_message_text(f"📣 Broadcast #{broadcast_id} queued…")
-    found.wake_broadcasts()
+    services.wake_broadcasts()
     await query.answer("Sending")
 
 
-async def _admin_press(update: Update, context: Context) -> bool:
-    found = services(context)
-    user_id = await found.ensure_user(update)
-    if await found.engine.admin.role_of(user_id) == Role.ADMIN:
+async def _admin_press(update: Update, context: BotContext) -> bool:
+    """True for admins; anyone else's press is audited as refused (the caller answers)."""
+    services = context.services
+    user_id = await services.ensure_user(update)
+    if await services.engine.admin.role_of(user_id) == Role.ADMIN:
         return True
-    await found.engine.admin.audit(
+    await services.engine.admin.audit(
         action="refused:broadcast_button", actor_id=user_id, success=False
     )
     return False
 
 
 @admin_only
-async def broadcast_status_command(update: Update, context: Context) -> None:
+async def broadcast_status_command(update: Update, context: BotContext) -> None:
     """/broadcast_status — progress of the latest broadcasts."""
-    engine = services(context).engine
+    engine = context.services.engine
     lines = []
     for broadcast_id in await engine.broadcasts.ids(limit=3):
         progress = await engine.broadcasts.progress(broadcast_id)
@@ -121,19 +117,19 @@ async def broadcast_status_command(update: Update, context: Context) -> None:
 
 
 @admin_only
-async def broadcast_cancel_command(update: Update, context: Context) -> None:
+async def broadcast_cancel_command(update: Update, context: BotContext) -> None:
     """/broadcast_cancel [id] — stop a running broadcast (the latest if no id)."""
-    found = services(context)
+    services = context.services
     payload = command_payload(update.effective_message) if update.effective_message else ""
-    running = await found.engine.broadcasts.ids(status="sending", limit=1)
+    running = await services.engine.broadcasts.ids(status="sending", limit=1)
     target = int(payload) if payload.isdigit() else (running[0] if running else None)
     if target is None:
         await reply(update, "No broadcast is running.")
         return
-    stopped = await found.engine.broadcasts.cancel(
-        broadcast_id=target, actor_id=await found.ensure_user(update)
+    stopped = await services.engine.broadcasts.cancel(
+        broadcast_id=target, actor_id=await services.ensure_user(update)
     )
-    found.wake_broadcasts()
+    services.wake_broadcasts()
     await reply(
         update,
         f"🛑 Broadcast #{target} cancelled."

@@ -1,11 +1,16 @@
-"""Helpers every handler uses: the text after a command, and HTML replies split to size."""
+"""Helpers every handler uses: command text, HTML replies split to size, quiet button answers."""
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Message, MessageEntity, Update
-from telegram.constants import ParseMode
+import contextlib
 
-from bot.replies import split_message
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.replies import esc, split_message
+
+EXPIRED = "This button has expired."
 
 
 def message_text(message: Message) -> str:
@@ -41,3 +46,32 @@ async def reply(
             disable_web_page_preview=True,
         )
     return sent
+
+
+async def warn(update: Update, error: Exception) -> None:
+    """Tell the user why their request was refused."""
+    await reply(update, f"⚠️ {esc(str(error))}")
+
+
+def pressed(update: Update) -> CallbackQuery:
+    """The button press this update carries (button handlers only get such updates)."""
+    query = update.callback_query
+    assert query is not None
+    return query
+
+
+async def answer_quietly(query: CallbackQuery, note: str) -> None:
+    """Answer a button press; one answered too late (bot was down) is not an error."""
+    with contextlib.suppress(BadRequest):
+        await query.answer(note)
+
+
+async def edit_quietly(
+    query: CallbackQuery, html: str, keyboard: InlineKeyboardMarkup | None
+) -> None:
+    """Edit the pressed message; a double tap ("message is not modified") is not an error."""
+    try:
+        await query.edit_message_text(html, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():
+            raise

@@ -1,37 +1,32 @@
-"""Saving: /save, plain text, captions, edited messages, /edit, /forget and /export."""
+"""Saving: /save (with or without the text), and edits of the messages memories came from."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
+from typing import Any
 
 from telegram import Update
 
-from bot.handlers.broadcast import AWAITING_BROADCAST, show_preview
-from bot.handlers.common import command_payload, message_text, reply
-from bot.handlers.searching import run_recall
+from bot.context import BotContext
+from bot.conversations import Awaiting
+from bot.handlers.common import command_payload, message_text, reply, warn
 from bot.keyboards import undo_keyboard
-from bot.replies import esc
-from bot.services import Context, services
 from bot.ttl import BadTtl, describe, split_ttl
+from engine.clock import utcnow
 from engine.errors import InvalidInput
-from storage.models import utcnow
-
-AWAITING_SAVE = "awaiting_save"
-AWAITING_RECALL = "awaiting_recall"
 
 
-async def save_text(update: Update, context: Context, text: str, ttl: timedelta | None) -> None:
+async def save_text(update: Update, context: BotContext, text: str, ttl: timedelta | None) -> None:
     """Save `text` from this message (idempotent on chat and message id) and confirm."""
-    found = services(context)
+    services = context.services
     message = update.effective_message
     assert message is not None
-    user_id = await found.permit(update, write=True, stores=True)
+    user_id = await services.permit(update, write=True, stores=True)
     if user_id is None:
         return
     try:
-        result = await found.engine.memories.save(
+        result = await services.engine.writes.save(
             user_id=user_id,
             text=text,
             chat_id=message.chat_id,
@@ -39,7 +34,7 @@ async def save_text(update: Update, context: Context, text: str, ttl: timedelta 
             expires_at=utcnow() + ttl if ttl else None,
         )
     except InvalidInput as error:
-        await reply(update, f"⚠️ {esc(str(error))}")
+        await warn(update, error)
         return
     memory = result.memory
     same_message = (memory.chat_id, memory.message_id) == (message.chat_id, message.message_id)
@@ -54,68 +49,32 @@ async def save_text(update: Update, context: Context, text: str, ttl: timedelta 
     )
 
 
-async def save_command(update: Update, context: Context) -> None:
+async def save_command(update: Update, context: BotContext) -> None:
     """/save [ttl] text — or /save alone, then the text."""
     message = update.effective_message
     assert message is not None
     try:
         ttl, text = split_ttl(command_payload(message))
     except BadTtl as error:
-        await reply(update, f"⚠️ {esc(str(error))}")
+        await warn(update, error)
         return
     if text:
         await save_text(update, context, text, ttl)
         return
-    found = services(context)
-    user_id = await found.ensure_user(update)
+    services = context.services
+    user_id = await services.ensure_user(update)
     payload = {"ttl_s": int(ttl.total_seconds())} if ttl else {}
-    await found.conversations.set(user_id, AWAITING_SAVE, payload)
+    await services.conversations.set(user_id, Awaiting.SAVE_TEXT, payload)
     await reply(update, "What should I remember? Send it as your next message (/cancel to stop).")
 
 
-async def plain_message(update: Update, context: Context) -> None:
-    """Text or caption: completes a pending /save or /recall, else saves (private chats)."""
-    message = update.effective_message
-    assert message is not None
-    found = services(context)
-    user_id = await found.ensure_user(update)
-    text = message_text(message)
-    if message.caption and text.startswith("/"):
-        await caption_command(update, context, text)
-        return
-    pending = await found.conversations.get(user_id)
-    if pending is not None and pending.state == AWAITING_RECALL:
-        await found.conversations.clear(user_id)
-        await run_recall(update, context, text)
-        return
-    if pending is not None and pending.state == AWAITING_BROADCAST:
-        await found.conversations.clear(user_id)
-        await show_preview(update, context, text)
-        return
-    ttl = None
-    if pending is not None and pending.state == AWAITING_SAVE:
-        await found.conversations.clear(user_id)
-        seconds = pending.payload.get("ttl_s")
-        ttl = timedelta(seconds=int(seconds)) if seconds else None
-    elif message.chat.type != "private":
-        return
-    await save_text(update, context, text, ttl)
+def pending_ttl(payload: dict[str, Any]) -> timedelta | None:
+    """The TTL a pending /save was given (`Awaiting.SAVE_TEXT` keeps it as `ttl_s`)."""
+    seconds = payload.get("ttl_s")
+    return timedelta(seconds=int(seconds)) if seconds else None
 
 
-async def caption_command(update: Update, context: Context, caption: str) -> None:
-    """A photo or file captioned with /save or /recall works like the command."""
-    name = caption[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(caption) > 1 else ""
-    if name == "save":
-        await save_command(update, context)
-    elif name in ("recall", "search"):
-        message = update.effective_message
-        assert message is not None
-        await run_recall(update, context, command_payload(message))
-    else:
-        await reply(update, "In a caption I understand /save and /recall; see /help.")
-
-
-async def edited_message(update: Update, context: Context) -> None:
+async def edited_message(update: Update, context: BotContext) -> None:
     """An edited chat message updates the memory made from it."""
     message = update.edited_message
     if message is None or not message_text(message) or message.from_user is None:
@@ -128,89 +87,18 @@ async def edited_message(update: Update, context: Context) -> None:
             text = split_ttl(command_payload(message))[1]
         except BadTtl:
             text = command_payload(message)
-    found = services(context)
-    if await found.permit(update, write=True) is None:
+    services = context.services
+    if await services.permit(update, write=True) is None:
         return
     try:
-        memory = await found.engine.memories.edit_by_source(
+        memory = await services.engine.writes.edit_by_source(
             user_id=message.from_user.id,
             chat_id=message.chat_id,
             message_id=message.message_id,
             text=text,
         )
     except InvalidInput as error:
-        await reply(update, f"⚠️ {esc(str(error))}")
+        await warn(update, error)
         return
     if memory is not None:
         await reply(update, f"✏️ Updated <code>{memory.short_id}</code>.")
-
-
-async def edit_command(update: Update, context: Context) -> None:
-    """/edit id text — replace a memory's text."""
-    message = update.effective_message
-    assert message is not None
-    ref, _, text = command_payload(message).partition(" ")
-    if not ref or not text.strip():
-        await reply(update, "Usage: /edit <i>id</i> <i>new text</i>, e.g. /edit 3f2a9c1b oat milk")
-        return
-    found = services(context)
-    user_id = await found.permit(update, write=True)
-    if user_id is None:
-        return
-    try:
-        memory = await found.engine.memories.resolve(user_id=user_id, ref=ref)
-        memory = await found.engine.memories.edit(user_id=user_id, memory_id=memory.id, text=text)
-    except InvalidInput as error:
-        await reply(update, f"⚠️ {esc(str(error))}")
-        return
-    await reply(update, f"✏️ Updated <code>{memory.short_id}</code>.")
-
-
-async def forget_command(update: Update, context: Context) -> None:
-    """/forget id — forget one memory."""
-    message = update.effective_message
-    assert message is not None
-    ref = command_payload(message)
-    if not ref:
-        await reply(update, "Usage: /forget <i>id</i> — the id is shown by /list and /recall.")
-        return
-    found = services(context)
-    user_id = await found.permit(update, write=True)
-    if user_id is None:
-        return
-    try:
-        memory = await found.engine.memories.resolve(user_id=user_id, ref=ref.split()[0])
-        await found.engine.memories.forget(user_id=user_id, memory_id=memory.id)
-    except InvalidInput as error:
-        await reply(update, f"⚠️ {esc(str(error))}")
-        return
-    await reply(update, f"🗑 Forgot <code>{memory.short_id}</code>.")
-
-
-async def export_command(update: Update, context: Context) -> None:
-    """/export — every memory as a JSON document."""
-    found = services(context)
-    user_id = await found.ensure_user(update)
-    memories = await found.engine.memories.export(user_id=user_id)
-    document = {
-        "exported_at": utcnow().isoformat(),
-        "user_id": user_id,
-        "count": len(memories),
-        "memories": [
-            {
-                "id": str(m.id),
-                "text": m.text,
-                "created_at": m.created_at.isoformat(),
-                "updated_at": m.updated_at.isoformat(),
-                "expires_at": m.expires_at.isoformat() if m.expires_at else None,
-            }
-            for m in memories
-        ],
-    }
-    chat = update.effective_chat
-    assert chat is not None
-    await chat.send_document(
-        document=json.dumps(document, ensure_ascii=False, indent=2).encode(),
-        filename=f"memorybot-export-{utcnow():%Y%m%d}.json",
-        caption=f"{len(memories)} memories",
-    )

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import BotApiEmulator, SentMessage
-from bot.intake import PollingIntake, UpdateProcessor
+from bot.intake import PollingIntake
+from bot.processing import UpdateProcessor
 from bot.runner import running_bot
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.app import MemoryEngine
 from engine.settings import Settings
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import BotApiEmulator, SentMessage
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.admin import AuditEntry
 from engine.settings import Settings
 from tests.e2e.conftest import BotUnderTest
@@ -70,7 +70,7 @@ def callback_data(message: SentMessage) -> list[str]:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.memories.list(user_id=user_id, limit=100)
+    page = await bot.engine.reads.page(user_id=user_id, limit=100)
     return sorted(m.text for m in page.items)
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from bot.emulator import BotApiEmulator, SentMessage
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.broadcasts import BroadcastProgress
 from engine.settings import Settings
 from jobs.delivery import CONCURRENCY
@@ -123,7 +123,7 @@ async def wait_done(
 
 
 async def inactive_users(bot: BotUnderTest) -> set[int]:
-    async with bot.engine.db.reads() as session:
+    async with bot.engine.stores.db.reads() as session:
         return set(await session.scalars(select(UserRow.id).where(~UserRow.is_active)))
 
 

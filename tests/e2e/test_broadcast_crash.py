@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
 
-from bot.emulator import BotApiEmulator, SentMessage
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.app import MemoryEngine, open_engine
 from engine.broadcasts import BroadcastProgress
 from engine.settings import Settings

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.emulator import BotApiEmulator
+from bot.ledger import UpdateLedger
+from botapi_emulator import BotApiEmulator
 from engine.app import open_engine
-from engine.ledger import UpdateLedger
 from engine.settings import Settings
 from storage.embedder import Embedder
 
@@ -60,16 +60,16 @@ BOT_RUN = ("-m", "bot.cli", "run")
 # landed in Chroma: the rows of that batch are flushed but not committed.
 CRASH_AFTER_FIRST_VECTOR_WRITE = """
 import os, signal, sys
-from storage.vectors import ChromaStore
+from storage.vectors import ChromaIndex
 
-_upsert = ChromaStore.upsert
+_upsert = ChromaIndex.upsert
 
-async def upsert(self, records):
-    await _upsert(self, records)
+async def upsert(self, records, **kwargs):
+    await _upsert(self, records, **kwargs)
     if records:
         os.kill(os.getpid(), signal.SIGKILL)
 
-ChromaStore.upsert = upsert
+ChromaIndex.upsert = upsert
 from bot.cli import main
 sys.exit(main(["run"]))
 """
@@ -257,17 +257,17 @@ async def audit(
     try:
         total = sum(len(sent) for sent in texts.values())
         for user, sent in texts.items():
-            page = await engine.memories.list(user_id=user, limit=10 * total)
+            page = await engine.reads.page(user_id=user, limit=10 * total)
             stored = [m.text for m in page.items]
             assert sorted(stored) == sorted(sent), f"user {user}: stored != sent"
             assert page.total == len(sent)
             replies = " ".join(m.text or "" for m in emulator.sent(user))
             untold = [m.short_id for m in page.items if m.short_id not in replies]
             assert not untold, f"user {user} was never told about {untold}"
-        report = await engine.memories.check()
+        report = await engine.index.check()
         assert not report.drift, report.as_dict()
         assert report.sql_count == report.vector_count == total
-        assert await UpdateLedger(engine.db).dead_letters() == []
+        assert await UpdateLedger(engine.stores).dead_letters() == []
     finally:
         await engine.aclose()
 
@@ -317,7 +317,7 @@ async def test_sigkill_between_vector_write_and_commit(
         try:
             code = await asyncio.wait_for(first.wait(), DRAIN_TIMEOUT_S)
         except TimeoutError:
-            pytest.fail("the bot never killed itself: is ChromaStore.upsert still the write path?")
+            pytest.fail("the bot never killed itself: is ChromaIndex.upsert still the write path?")
         assert code == -signal.SIGKILL
         assert saved_replies(emulator) == 0
         assert emulator.pending_updates() == size, "nothing may be confirmed by the dead bot"

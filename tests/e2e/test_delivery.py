@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import BotApiEmulator, SentMessage
-from engine.ledger import UpdateLedger
+from bot.ledger import UpdateLedger
+from botapi_emulator import BotApiEmulator, SentMessage
 from tests.e2e.conftest import BotUnderTest
 
 A, B = 101, 202
@@ -33,7 +33,7 @@ def reference(apology: SentMessage) -> str:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.memories.list(user_id=user_id, limit=1000)
+    page = await bot.engine.reads.page(user_id=user_id, limit=1000)
     return [m.text for m in page.items]
 
 
@@ -89,7 +89,7 @@ async def test_403_is_logged_and_not_retried(
     assert await texts(bot, A) == ["saved though the reply was refused"]
     [answer] = await bot.say(A, "/list")
     assert "saved though the reply was refused" in (answer.plain or "")
-    assert await UpdateLedger(bot.engine.db).dead_letters() == []
+    assert await UpdateLedger(bot.engine.stores).dead_letters() == []
 
 
 async def test_blocked_user_does_not_stop_others(
@@ -108,19 +108,19 @@ async def test_blocked_user_does_not_stop_others(
     bot.emulator.unblock(A)
     [listed] = await bot.say(A, "/list")
     assert "note while blocked" in (listed.plain or "")
-    assert await UpdateLedger(bot.engine.db).dead_letters() == []
+    assert await UpdateLedger(bot.engine.stores).dead_letters() == []
 
 
 async def test_500_on_first_reply_is_retried_and_saved_once(bot: BotUnderTest) -> None:
     bot.emulator.fail("sendMessage", status=500)
     [reply] = await bot.say(A, "saved exactly once")
-    [memory] = (await bot.engine.memories.list(user_id=A)).items
+    [memory] = (await bot.engine.reads.page(user_id=A)).items
     assert memory.text == "saved exactly once"
     assert short_id(reply) == memory.short_id
     assert sends_to(bot.emulator, A) == 2
     await all_confirmed(bot.emulator)
     assert len(bot.emulator.sent(A)) == 1
-    assert (await bot.engine.memories.check(user_id=A)).vector_count == 1
+    assert (await bot.engine.index.check(user_id=A)).vector_count == 1
 
 
 async def test_retried_save_confirms_with_undo(bot: BotUnderTest) -> None:
@@ -136,7 +136,7 @@ async def test_confirmed_offset_passes_processed_updates(bot: BotUnderTest) -> N
     await bot.emulator.wait_for(chat_id=A, count=3)
     await eventually(lambda: bot.emulator.confirmed_offset > max(ids))
     assert bot.emulator.pending_updates() == 0
-    ledger = UpdateLedger(bot.engine.db)
+    ledger = UpdateLedger(bot.engine.stores)
     assert await ledger.seen_many(ids) == set(ids)
     assert len(await texts(bot, A)) == 3
 
@@ -163,7 +163,7 @@ async def test_hopeless_update_is_parked_and_intake_moves_on(bot: BotUnderTest) 
     assert APOLOGY in (apology.text or "")
     ref = reference(apology)
     assert sends_to(bot.emulator, A) == attempts + 1
-    ledger = UpdateLedger(bot.engine.db)
+    ledger = UpdateLedger(bot.engine.stores)
     [letter] = await ledger.dead_letters()
     assert letter.chat_id == A
     assert letter.attempts == attempts
@@ -184,7 +184,7 @@ async def test_update_failing_even_the_apology_is_parked(bot: BotUnderTest) -> N
     bot.emulator.user_message(A, "/help")
     await all_confirmed(bot.emulator)
     assert bot.emulator.sent(A) == []
-    assert len(await UpdateLedger(bot.engine.db).dead_letters()) == 1
+    assert len(await UpdateLedger(bot.engine.stores).dead_letters()) == 1
     [answer] = await bot.say(A, "/help")
     assert "What I can do" in (answer.text or "")
 

@@ -50,9 +50,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.emulator import BotApiEmulator
-from bot.emulator_state import button_data
-from engine.ledger import DeadLetter, UpdateLedger
+from bot.ledger import DeadLetter, UpdateLedger
+from botapi_emulator import BotApiEmulator, button_data
 from engine.settings import Settings
 from tests.e2e.conftest import BotUnderTest
 
@@ -283,7 +282,7 @@ async def inject(bot: BotUnderTest, action: Action) -> None:
         message_id = emulator.user_message(user, text, entities=action.entities)
         TYPED.setdefault(emulator, {}).setdefault(user, []).append(message_id)
     elif kind in ("edit_real", "forget_real"):
-        mine = (await bot.engine.memories.list(user_id=user, limit=50)).items
+        mine = (await bot.engine.reads.page(user_id=user, limit=50)).items
         ref = mine[action.pick % len(mine)].short_id if mine else "0000"
         command = f"/edit {ref} {text}" if kind == "edit_real" else f"/forget {ref}"
         emulator.user_message(user, command)
@@ -402,12 +401,12 @@ def describe(letters: list[DeadLetter]) -> str:
 
 async def assert_healthy(bot: BotUnderTest) -> None:
     """No dead letter, no apology, no drift, and a brand-new user still gets the welcome."""
-    letters = await UpdateLedger(bot.engine.db).dead_letters(limit=1_000)
+    letters = await UpdateLedger(bot.engine.stores).dead_letters(limit=1_000)
     unknown = [lt for lt in letters if not any(bug in lt.error for bug in KNOWN_BUG_ERRORS)]
     assert unknown == [], "handlers raised on user input:\n" + describe(unknown)
     apologies = [m.text for m in bot.emulator.sent() if APOLOGY in (m.text or "")]
     assert len(apologies) <= len(letters), apologies
-    report = await bot.engine.memories.check()
+    report = await bot.engine.index.check()
     assert not report.drift, report.as_dict()
     assert bot._task is not None
     assert not bot._task.done(), "the intake task has stopped"
@@ -472,13 +471,13 @@ async def test_fuzz_smoke_every_kind_once(bot: BotUnderTest) -> None:
         await inject(bot, action)
     await settle(bot)
     await assert_healthy(bot)
-    texts = {m.text for m in (await bot.engine.memories.list(user_id=USERS[0], limit=50)).items}
+    texts = {m.text for m in (await bot.engine.reads.page(user_id=USERS[0], limit=50)).items}
     assert "remember the blue umbrella" in texts
 
 
 # ---- bugs found by the fuzzing above, pinned --------------------------------------------------
 async def _letters(bot: BotUnderTest) -> list[str]:
-    return [letter.error for letter in await UpdateLedger(bot.engine.db).dead_letters()]
+    return [letter.error for letter in await UpdateLedger(bot.engine.stores).dead_letters()]
 
 
 def _apologies(emulator: BotApiEmulator) -> list[str]:
@@ -542,7 +541,7 @@ async def test_double_tap_on_a_page_button_is_harmless(bot: BotUnderTest) -> Non
 async def test_a_press_answered_too_late_is_not_parked(bot: BotUnderTest) -> None:
     user = USERS[0]
     [saved] = await bot.say(user, "the spare key is under the mat")
-    [memory] = (await bot.engine.memories.list(user_id=user, limit=5)).items
+    [memory] = (await bot.engine.reads.page(user_id=user, limit=5)).items
     late = {  # a real Undo press whose query id Telegram no longer accepts answers for
         "id": "expired-query-1",
         "from": _user(user),
@@ -552,7 +551,7 @@ async def test_a_press_answered_too_late_is_not_parked(bot: BotUnderTest) -> Non
     }
     bot.emulator.raw_update({"callback_query": late})
     await settle(bot)
-    assert (await bot.engine.memories.list(user_id=user, limit=5)).total == 0
+    assert (await bot.engine.reads.page(user_id=user, limit=5)).total == 0
     assert await _letters(bot) == []
     assert _apologies(bot.emulator) == []
 

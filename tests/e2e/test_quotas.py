@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.emulator import BotApiEmulator, SentMessage
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.settings import Settings
 from jobs import runs
 from tests.e2e.conftest import BotUnderTest
@@ -34,7 +34,7 @@ def text_of(message: SentMessage) -> str:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.memories.list(user_id=user_id, limit=100)
+    page = await bot.engine.reads.page(user_id=user_id, limit=100)
     return sorted(m.text for m in page.items)
 
 

@@ -1,0 +1,35 @@
+"""The typed PTB context every handler gets: PTB's own, plus the bot's services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
+
+from bot.services import KEY, BotServices
+
+# PTB's ExtBot, typed by its rate limiter's per-request argument (AIORateLimiter: an int).
+Bot = ExtBot[int]
+
+
+def services_of(bot_data: dict[Any, Any]) -> BotServices:
+    """The services `build_application` put into the Application's `bot_data`."""
+    services = bot_data[KEY]
+    assert isinstance(services, BotServices)
+    return services
+
+
+class BotContext(CallbackContext[Bot, dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """`context` in every handler; `context.services` is the engine and the bot's stores."""
+
+    @property
+    def services(self) -> BotServices:
+        """The bot's services (one instance per Application)."""
+        return services_of(self.bot_data)
+
+
+CONTEXT_TYPES = ContextTypes(context=BotContext)
+# The job queue keeps PTB's default type (the builder does not retype it); we do not use it.
+BotApplication = Application[
+    Bot, BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], JobQueue[Any]
+]
