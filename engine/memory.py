@@ -96,5 +96,10 @@ def vector_record(row: MemoryRow, embedding: Vector) -> VectorRecord:
     )
 
 
+def is_expired(row: MemoryRow, now: datetime) -> bool:
+    """True once the memory's expiry has passed (it is no longer recalled or listed)."""
+    return row.expires_at is not None and row.expires_at <= now
+
+
 def vector_ref(row: MemoryRow) -> VectorRef:
     return VectorRef(str(row.id), row.user_id)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from engine.errors import MemoryBotError, MemoryNotFound, UnknownUser
 from engine.inserts import Outcome, Pending, insert_batch
-from engine.memory import Memory, NewMemory, SaveResult, normalise_text, vector_record, vector_ref
+from engine.memory import (
+    Memory,
+    NewMemory,
+    SaveResult,
+    is_expired,
+    normalise_text,
+    vector_record,
+    vector_ref,
+)
 from engine.stores import Stores
 from engine.vector_index import Vector, VectorRef
 from storage.batching import BatchQueue
@@ -168,8 +177,8 @@ class MemoryWrites:
         async with self._stores.reading() as repos:
             found = await repos.memories.by_source([(chat_id, message_id)])
         current = found.get((chat_id, message_id))
-        if current is None or current.user_id != user_id:
-            return None  # an edit of a message that is no memory: not our business
+        if current is None or current.user_id != user_id or is_expired(current, utcnow()):
+            return None  # an edit of a message that is no (live) memory: not our business
         cleaned = normalise_text(text, limit=self._limit)
         if current.text == cleaned:
             return Memory.from_row(current)
@@ -195,12 +204,16 @@ class MemoryWrites:
     async def forget_all(self, *, user_id: int) -> int:
         """Delete every memory of `user_id` (and only theirs) from both stores, all or nothing.
 
-        Vectors of this user that have no row (orphans) are deleted too.
+        Vectors of this user that have no row (orphans) are deleted too, once older than the
+        sweep's grace period: a younger one may belong to a save still in flight, which
+        commits after this and keeps its vector.
 
         Returns:
             How many memories were deleted.
         """
-        stray = [v.id for v in await self._stores.vectors.scan(user_id) if v.user_id == user_id]
+        settled = time.time() - self._stores.settings.sweep_grace_s
+        scanned = await self._stores.vectors.scan(user_id)
+        stray = [v.id for v in scanned if v.user_id == user_id and v.written_at <= settled]
         async with self._stores.unit_of_work("forget_all") as uow:
             ids = await uow.memories.ids_of_user(user_id)
             refs = [VectorRef(i, user_id) for i in sorted({*map(str, ids), *stray})]

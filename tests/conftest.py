@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from engine.app import MemoryEngine, open_engine
+from engine.faults import Faults
 from engine.settings import Settings
-from engine.uow import Faults
 from storage.embedder import Embedder, sentence_transformer_encoder
 
 PG_ADMIN = os.environ.get("MEMORYBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -10,8 +10,8 @@ import pytest
 
 from engine.app import MemoryEngine, open_engine
 from engine.errors import CommitFailed
-from engine.settings import Settings
 from engine.faults import Faults, Step
+from engine.settings import Settings
 from storage.embedder import Embedder
 
 

@@ -14,13 +14,13 @@ async def test_twenty_concurrent_saves_of_one_message_make_one_memory(
     await engine.users.register(user_id=7)
     results = await asyncio.gather(
         *(
-            engine.memories.save(user_id=7, text="only once", chat_id=70, message_id=700)
+            engine.writes.save(user_id=7, text="only once", chat_id=70, message_id=700)
             for _ in range(20)
         )
     )
     assert len({r.memory.id for r in results}) == 1
     assert sum(r.created for r in results) == 1
-    report = await engine.memories.check(user_id=7)
+    report = await engine.index.check(user_id=7)
     assert (report.sql_count, report.vector_count, report.drift) == (1, 1, False)
 
 
@@ -31,13 +31,13 @@ async def test_two_engines_racing_on_one_message_make_one_memory(
     other: MemoryEngine = await reopen()
     await engine.users.register(user_id=8)
     saves = [
-        e.memories.save(user_id=8, text="raced", chat_id=80, message_id=800)
+        e.writes.save(user_id=8, text="raced", chat_id=80, message_id=800)
         for _ in range(10)
         for e in (engine, other)
     ]
     results = await asyncio.gather(*saves)
     assert len({r.memory.id for r in results}) == 1
-    report = await engine.memories.check(user_id=8)
+    report = await engine.index.check(user_id=8)
     assert (report.sql_count, report.vector_count, report.drift) == (1, 1, False)
 
 
@@ -47,7 +47,7 @@ async def test_two_hundred_saves_from_twenty_users_all_land(engine: MemoryEngine
         await engine.users.register(user_id=user_id)
     results = await asyncio.gather(
         *(
-            engine.memories.save(
+            engine.writes.save(
                 user_id=user_id, text=f"user {user_id} item {i} secret word{user_id}"
             )
             for i in range(10)
@@ -55,11 +55,11 @@ async def test_two_hundred_saves_from_twenty_users_all_land(engine: MemoryEngine
         )
     )
     assert len({r.memory.id for r in results}) == 200
-    assert engine.memories._save_queue.batches < 200  # group commit actually grouped
-    report = await engine.memories.check()
+    assert engine.writes.save_batches < 200  # group commit actually grouped
+    report = await engine.index.check()
     assert (report.sql_count, report.vector_count, report.drift) == (200, 200, False)
     for user_id in users:
-        hits = await engine.memories.recall(
+        hits = await engine.reads.recall(
             user_id=user_id, query=f"secret word{user_id}", k=20, min_similarity=-1
         )
         assert len(hits) == 10

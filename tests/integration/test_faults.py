@@ -1,68 +1,29 @@
-"""Fault matrix: each write path x each protocol step fails → SQL and Chroma still agree."""
+"""The fault matrix on real Chroma: save, edit and forget, each step broken, stores still agree.
+
+The full matrix (also save_many and forget_all, and a compensation that fails once) runs on
+fakes in tests/unit/test_fault_matrix.py. This smaller one keeps the real adapter honest:
+each named step (FLUSH, VECTOR_WRITE, COMMIT, COMPENSATION) broken for save, edit and forget,
+a Chroma write that lands but reports an error, and an edit's old vector restored in Chroma.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from engine.app import MemoryEngine
-from engine.errors import (
-    CommitFailed,
-    CompensationFailed,
-    SqlWriteFailed,
-    VectorWriteFailed,
-    WriteFailed,
-)
-from engine.uow import Faults, Step
+from engine.errors import CommitFailed, CompensationFailed, VectorWriteFailed
+from engine.faults import Faults, Step
 from storage.vector_types import VectorRecord, VectorRef
+from tests.unit.fault_kit import EXPECTED, OPS, WRITE_STEPS, assert_agree, seed, snapshot
 
-Op = Callable[[MemoryEngine, list[uuid.UUID]], Awaitable[Any]]
-OPS: dict[str, Op] = {
-    "save": lambda e, ids: e.memories.save(user_id=1, text="the spare key is under the mat"),
-    "save_many": lambda e, ids: e.memories.save_many(
-        user_id=1, texts=[f"bulk memory number {i}" for i in range(150)]
-    ),
-    "edit": lambda e, ids: e.memories.edit(user_id=1, memory_id=ids[0], text="changed text"),
-    "forget": lambda e, ids: e.memories.forget(user_id=1, memory_id=ids[0]),
-    "forget_all": lambda e, ids: e.memories.forget_all(user_id=1),
-}
-EXPECTED: dict[Step, type[WriteFailed]] = {
-    Step.FLUSH: SqlWriteFailed,
-    Step.VECTOR_WRITE: VectorWriteFailed,
-    Step.COMMIT: CommitFailed,
-}
+REAL_OPS = ["save", "edit", "forget"]
 
 
-async def seed(engine: MemoryEngine) -> list[uuid.UUID]:
-    for user_id in (1, 2):
-        await engine.users.register(user_id=user_id)
-    mine = await engine.memories.save_many(
-        user_id=1, texts=["my passport is in the blue drawer", "buy oat milk", "dentist friday"]
-    )
-    await engine.memories.save(user_id=2, text="user two keeps this")
-    return [result.memory.id for result in mine]
-
-
-async def snapshot(engine: MemoryEngine, user_id: int) -> tuple[dict[str, str], set[str]]:
-    """(SQL id → text, Chroma ids) for one user."""
-    page = await engine.memories.list(user_id=user_id, limit=1000)
-    vectors = await engine.memories.vectors.scan(user_id)
-    return {str(m.id): m.text for m in page.items}, {v.id for v in vectors}
-
-
-async def assert_agree(reopen: Callable[[], Awaitable[MemoryEngine]], user_id: int) -> None:
-    fresh = await reopen()  # fresh sessions, fresh Chroma client
-    rows, vectors = await snapshot(fresh, user_id)
-    assert set(rows) == vectors
-    report = await fresh.memories.check()
-    assert not report.drift, report.as_dict()
-
-
-@pytest.mark.parametrize("op", list(OPS))
-@pytest.mark.parametrize("step", [Step.FLUSH, Step.VECTOR_WRITE, Step.COMMIT])
+@pytest.mark.parametrize("op", REAL_OPS)
+@pytest.mark.parametrize("step", WRITE_STEPS)
 async def test_failing_step_leaves_both_stores_unchanged(
     engine: MemoryEngine, faults: Faults, reopen: Any, op: str, step: Step
 ) -> None:
@@ -76,21 +37,7 @@ async def test_failing_step_leaves_both_stores_unchanged(
     await assert_agree(reopen, 1)
 
 
-@pytest.mark.parametrize("op", list(OPS))
-async def test_compensation_that_fails_once_is_retried(
-    engine: MemoryEngine, faults: Faults, reopen: Any, op: str
-) -> None:
-    ids = await seed(engine)
-    before = await snapshot(engine, 1)
-    faults.fail(Step.COMMIT)
-    faults.fail(Step.COMPENSATION, times=1)
-    with pytest.raises(CommitFailed):
-        await OPS[op](engine, ids)
-    assert await snapshot(engine, 1) == before
-    await assert_agree(reopen, 1)
-
-
-@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("op", REAL_OPS)
 async def test_lost_compensation_is_typed_and_repairable(
     engine: MemoryEngine, faults: Faults, reopen: Any, op: str
 ) -> None:
@@ -101,9 +48,9 @@ async def test_lost_compensation_is_typed_and_repairable(
     with pytest.raises(CompensationFailed) as caught:
         await OPS[op](engine, ids)
     assert caught.value.ids
-    assert (await engine.memories.check()).drift
+    assert (await engine.index.check()).drift
     faults.fail(Step.COMPENSATION, times=0)
-    await engine.memories.repair(ids=caught.value.ids)
+    await engine.index.repair(ids=caught.value.ids)
     rows, _ = await snapshot(engine, 1)
     assert rows == before_rows
     await assert_agree(reopen, 1)
@@ -133,17 +80,17 @@ class ApplyThenFail:
             raise ConnectionError("reply lost after the write was applied")
 
 
-@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("op", REAL_OPS)
 async def test_vector_write_that_applied_but_failed_is_undone(
     engine: MemoryEngine, reopen: Any, op: str
 ) -> None:
     ids = await seed(engine)
     before = await snapshot(engine, 1)
-    real = engine.memories.vectors
-    engine.memories.vectors = ApplyThenFail(real)  # type: ignore[assignment]
+    real = engine.stores.vectors
+    engine.stores.vectors = ApplyThenFail(real)  # type: ignore[assignment]
     with pytest.raises(VectorWriteFailed):
         await OPS[op](engine, ids)
-    engine.memories.vectors = real
+    engine.stores.vectors = real
     assert await snapshot(engine, 1) == before
     await assert_agree(reopen, 1)
 
@@ -154,8 +101,8 @@ async def test_edit_commit_failure_restores_the_old_vector(
     ids = await seed(engine)
     faults.fail(Step.COMMIT)
     with pytest.raises(CommitFailed):
-        await engine.memories.edit(user_id=1, memory_id=ids[0], text="somewhere else entirely")
-    hits = await engine.memories.recall(user_id=1, query="where is my passport")
+        await engine.writes.edit(user_id=1, memory_id=ids[0], text="somewhere else entirely")
+    hits = await engine.reads.recall(user_id=1, query="where is my passport")
     assert hits[0].memory.id == ids[0]
     assert hits[0].memory.text == "my passport is in the blue drawer"
-    assert not (await engine.memories.check(user_id=1)).stale
+    assert not (await engine.index.check(user_id=1)).stale

@@ -57,11 +57,11 @@ async def test_crash_between_vector_write_and_commit_is_swept(
     await writer.wait()
     assert writer.returncode == -signal.SIGKILL
     engine = await open_fresh(reopen)
-    report = await engine.memories.check()
+    report = await engine.index.check()
     assert (report.sql_count, report.vector_count, len(report.orphans)) == (0, 1, 1)
     assert (await runs.sweep(engine)).counts["skipped_in_grace"] == 1  # may still be in flight
     assert (await runs.sweep(engine, grace_s=0)).counts["orphans_deleted"] == 1
-    assert not (await engine.memories.check()).drift
+    assert not (await engine.index.check()).drift
 
 
 @pytest.mark.slow
@@ -102,9 +102,9 @@ async def test_kill_loop_loses_no_acknowledged_save(
     assert kills == KILLS
     engine = await open_fresh(reopen)
     await runs.sweep(engine, grace_s=0)
-    report = await engine.memories.check(user_id=1)
+    report = await engine.index.check(user_id=1)
     assert not report.drift, report.as_dict()
-    page = await engine.memories.list(user_id=1, limit=ITEMS * 2)
+    page = await engine.reads.page(user_id=1, limit=ITEMS * 2)
     texts = [m.text for m in page.items]
     assert sorted(texts) == sorted(f"ingested item {i}" for i in range(ITEMS))  # once each
     assert report.vector_count == ITEMS

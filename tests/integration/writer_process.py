@@ -29,9 +29,9 @@ async def save_then_die() -> None:
     async def die(self: UnitOfWork) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    UnitOfWork.commit = die  # type: ignore[method-assign]
+    UnitOfWork._commit = die  # type: ignore[method-assign]
     print("READY", flush=True)
-    await engine.memories.save(user_id=1, text="a save that never commits")
+    await engine.writes.save(user_id=1, text="a save that never commits")
 
 
 async def ingest(start: int, stop: int) -> None:
@@ -42,7 +42,7 @@ async def ingest(start: int, stop: int) -> None:
         last = min(stop, first + CHUNK)
         await asyncio.gather(
             *(
-                engine.memories.save(
+                engine.writes.save(
                     user_id=1, text=f"ingested item {i}", chat_id=SOURCE_CHAT, message_id=i
                 )
                 for i in range(first, last)

@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import EmptyText, InvalidInput, TextTooLong
 from engine.memory import normalise_text, text_digest
-from engine.reads import RRF_K, fuse, keywords
+from engine.ranking import RRF_K, fuse, keywords
 
 
 def test_normalise_strips_surrounding_whitespace() -> None:

@@ -7,11 +7,13 @@ import uuid
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import SqlWriteFailed, VectorWriteFailed
-from engine.uow import Step, UnitOfWork
+from engine.errors import AlreadyExists, SourceTaken, SqlWriteFailed, VectorWriteFailed
+from engine.faults import Step
+from engine.uow import UnitOfWork
 from storage.db import Database
-from tests.unit.fake_vectors import (
-    FakeVectors,
+from storage.models import MemoryRow, UserRow
+from tests.fakes.vector_index import InMemoryVectorIndex
+from tests.unit.uow_kit import (
     adding_user,
     faults_at,
     outcomes,
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("tx_log")
 
 
 async def test_commit_makes_rows_and_vectors_visible(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     memory_id = uuid.uuid4()
     uow = await run(db, store, saving(memory_id))
@@ -39,7 +41,7 @@ async def test_commit_makes_rows_and_vectors_visible(
 
 
 async def test_rolls_back_uncommitted_work_by_default(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     uow = await run(db, store, saving(uuid.uuid4()), commit=False)
     assert not uow.committed
@@ -50,7 +52,7 @@ async def test_rolls_back_uncommitted_work_by_default(
 
 
 async def test_rolls_back_sql_only_work_without_touching_vectors(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     await run(db, store, adding_user(), commit=False, op="user")
     assert await users(db) == 0
@@ -59,7 +61,7 @@ async def test_rolls_back_sql_only_work_without_touching_vectors(
 
 
 async def test_rolls_back_on_error(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     memory_id = uuid.uuid4()
 
@@ -77,7 +79,7 @@ async def test_rolls_back_on_error(
 
 
 async def test_flush_fault_raises_sql_write_failed_and_writes_nothing(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(SqlWriteFailed) as caught:
         await run(db, store, saving(uuid.uuid4()), faults=faults_at(Step.FLUSH))
@@ -89,19 +91,56 @@ async def test_flush_fault_raises_sql_write_failed_and_writes_nothing(
     assert outcomes(caplog) == ["rolled_back"]
 
 
-async def test_integrity_errors_pass_through_flush_unwrapped(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+async def test_a_unique_violation_at_flush_becomes_already_exists(
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     await seed(db, store)
-    with pytest.raises(IntegrityError):
-        await run(db, store, adding_user(), op="user")
+
+    async def body(uow: UnitOfWork) -> None:
+        adding = adding_user()
+        await adding(uow)
+
+    with pytest.raises(AlreadyExists) as caught:
+        await run(db, store, body, op="user")
+    assert isinstance(caught.value.__cause__, IntegrityError)
     assert await users(db) == 1
     assert outcomes(caplog) == ["committed", "rolled_back"]
 
 
+async def test_a_unique_violation_left_for_the_commit_becomes_already_exists(
+    db: Database, store: InMemoryVectorIndex
+) -> None:
+    await seed(db, store)
+
+    async def body(uow: UnitOfWork) -> None:
+        uow.session.add(UserRow(id=1))  # no explicit flush: the commit finds it
+
+    with pytest.raises(AlreadyExists):
+        await run(db, store, body, op="user")
+    assert await users(db) == 1
+
+
+async def test_a_taken_chat_message_becomes_source_taken(
+    db: Database, store: InMemoryVectorIndex
+) -> None:
+    async def first(uow: UnitOfWork) -> None:
+        uow.session.add(UserRow(id=1))
+        await uow.flush()
+        uow.session.add(MemoryRow(user_id=1, text="a", chat_id=5, message_id=6))
+
+    async def second(uow: UnitOfWork) -> None:
+        uow.session.add(MemoryRow(user_id=1, text="b", chat_id=5, message_id=6))
+        await uow.flush()
+
+    await run(db, store, first, op="seed")
+    with pytest.raises(SourceTaken):
+        await run(db, store, second)
+    assert len(await rows(db)) == 1
+
+
 @pytest.mark.parametrize("how", ["fault", "store_refuses", "store_applies_then_raises"])
 async def test_failed_vector_write_leaves_no_vector_and_no_row(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture, how: str
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture, how: str
 ) -> None:
     faults = faults_at(Step.VECTOR_WRITE) if how == "fault" else None
     if how != "fault":
@@ -118,7 +157,7 @@ async def test_failed_vector_write_leaves_no_vector_and_no_row(
 
 
 async def test_a_failed_fetch_before_replacing_is_a_vector_write_failure(
-    db: Database, store: FakeVectors
+    db: Database, store: InMemoryVectorIndex
 ) -> None:
     store.fail_next = {"fetch"}
 
@@ -131,8 +170,8 @@ async def test_a_failed_fetch_before_replacing_is_a_vector_write_failure(
     assert store.records == {}
 
 
-async def test_track_names_each_id_once(db: Database, store: FakeVectors) -> None:
-    async with UnitOfWork(db.writes, store, op="t") as uow:
+async def test_track_names_each_id_once(db: Database, store: InMemoryVectorIndex) -> None:
+    async with UnitOfWork(db.writes, store, op="t", faults=None) as uow:
         uow.track(["a", "b"])
         uow.track(["b", "c"])
     assert uow.ids == ["a", "b", "c"]

@@ -9,12 +9,13 @@ import pytest
 
 from engine import uow as uow_module
 from engine.errors import CommitFailed, CompensationFailed
-from engine.uow import Step, UnitOfWork
+from engine.faults import Step
+from engine.uow import UnitOfWork
 from storage.db import Database
 from storage.models import MemoryRow
 from storage.vector_types import VectorRef
-from tests.unit.fake_vectors import (
-    FakeVectors,
+from tests.fakes.vector_index import InMemoryVectorIndex
+from tests.unit.uow_kit import (
     adding_user,
     faults_at,
     outcomes,
@@ -34,7 +35,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch, tx_log: None) -> None:
 
 
 async def test_commit_fault_removes_the_vector_by_compensation(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     memory_id = uuid.uuid4()
     with pytest.raises(CommitFailed) as caught:
@@ -48,7 +49,7 @@ async def test_commit_fault_removes_the_vector_by_compensation(
 
 
 async def test_commit_fault_without_vector_writes_is_a_plain_rollback(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(CommitFailed):
         await run(db, store, adding_user(), faults=faults_at(Step.COMMIT), op="user")
@@ -59,7 +60,7 @@ async def test_commit_fault_without_vector_writes_is_a_plain_rollback(
 
 @pytest.mark.parametrize("how", ["fault", "store_refuses", "store_applies_then_raises"])
 async def test_compensation_is_retried_until_the_stores_agree(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture, how: str
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture, how: str
 ) -> None:
     faults = faults_at(Step.COMMIT, compensation=1 if how == "fault" else 0)
     if how != "fault":
@@ -77,7 +78,7 @@ async def test_compensation_is_retried_until_the_stores_agree(
 
 
 async def test_compensation_failing_every_attempt_names_the_ids(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     attempts = uow_module.COMPENSATION_ATTEMPTS
     faults = faults_at(Step.COMMIT, compensation=attempts)
@@ -95,7 +96,7 @@ async def test_compensation_failing_every_attempt_names_the_ids(
 
 
 async def test_delete_vectors_is_undone_when_the_commit_fails(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     memory_id = await seed(db, store)
     before = store.records[str(memory_id)]
@@ -114,7 +115,7 @@ async def test_delete_vectors_is_undone_when_the_commit_fails(
 
 
 async def test_replacing_upsert_restores_the_previous_vector_when_the_commit_fails(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     old_id = await seed(db, store)
     before = store.records[str(old_id)]
@@ -137,7 +138,7 @@ async def test_replacing_upsert_restores_the_previous_vector_when_the_commit_fai
 
 
 async def test_every_vector_write_is_undone_newest_first(
-    db: Database, store: FakeVectors, caplog: pytest.LogCaptureFixture
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = uuid.uuid4(), uuid.uuid4()
 

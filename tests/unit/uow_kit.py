@@ -1,59 +1,30 @@
-"""Test doubles and helpers for the unit-of-work tests (a fake vector store, SQL probes)."""
+"""Helpers for the unit-of-work tests: bodies to run in a unit of work, SQL probes."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from engine.uow import Faults, Step, UnitOfWork
+from engine.faults import Faults, Step
+from engine.uow import UnitOfWork
 from storage.db import Database, open_database
 from storage.migrate import upgrade
 from storage.models import MemoryRow, UserRow
-from storage.vector_types import VectorRecord, VectorRef
+from storage.vector_types import VectorRecord
+from tests.fakes.vector_index import InMemoryVectorIndex
 
 Body = Callable[[UnitOfWork], Awaitable[None]]
 
 
-class FakeVectors:
-    """Records every call; a method named in `fail_next` fails once (after applying, if asked)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, VectorRecord] = {}
-        self.calls: list[tuple[str, list[str]]] = []
-        self.fail_next: set[str] = set()
-        self.fail_after_apply = False
-
-    def _call(self, method: str, ids: list[str]) -> bool:
-        self.calls.append((method, ids))
-        if method not in self.fail_next:
-            return False
-        self.fail_next.discard(method)
-        if not self.fail_after_apply:
-            raise ConnectionError(f"fake {method} failed")
-        return True
-
-    async def upsert(self, records: Sequence[VectorRecord]) -> None:
-        fail_after = self._call("upsert", [r.id for r in records])
-        self.records.update({r.id: r for r in records})
-        if fail_after:
-            raise ConnectionError("fake upsert failed after applying")
-
-    async def delete(self, refs: Sequence[VectorRef]) -> None:
-        fail_after = self._call("delete", [r.id for r in refs])
-        for ref in refs:
-            self.records.pop(ref.id, None)
-        if fail_after:
-            raise ConnectionError("fake delete failed after applying")
-
-    async def fetch(self, refs: Sequence[VectorRef]) -> list[VectorRecord]:
-        self._call("fetch", [r.id for r in refs])
-        return [self.records[r.id] for r in refs if r.id in self.records]
+class Abandoned(Exception):
+    """Leaves a unit of work without committing (a caller that changed its mind)."""
 
 
 def record(memory_id: uuid.UUID, value: float = 0.5, digest: str = "d1") -> VectorRecord:
@@ -113,18 +84,25 @@ def adding_user() -> Body:
 
 async def run(
     db: Database,
-    store: FakeVectors,
+    store: InMemoryVectorIndex,
     body: Body,
     *,
     faults: Faults | None = None,
     commit: bool = True,
     op: str = "save",
 ) -> UnitOfWork:
-    async with UnitOfWork(db.writes, store, op=op, faults=faults) as uow:
-        await body(uow)
-        if commit:
-            await uow.commit()
+    """Run `body` in a unit of work; `commit=False` leaves the block by an exception."""
+    uow = UnitOfWork(db.writes, store, op=op, faults=faults)
+    with contextlib.suppress(Abandoned):
+        async with uow:
+            await body(uow)
+            _abandon_unless(commit)
     return uow
+
+
+def _abandon_unless(commit: bool) -> None:
+    if not commit:
+        raise Abandoned()
 
 
 async def open_test_db(path: Path) -> Database:
@@ -134,7 +112,7 @@ async def open_test_db(path: Path) -> Database:
     return database
 
 
-async def seed(db: Database, store: FakeVectors) -> uuid.UUID:
+async def seed(db: Database, store: InMemoryVectorIndex) -> uuid.UUID:
     memory_id = uuid.uuid4()
     await run(db, store, saving(memory_id), op="seed")
     return memory_id
