@@ -13,7 +13,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, M
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, RetryAfter
 
-from bot.emulator import BotApiEmulator, SentMessage
+from botapi_emulator import BotApiEmulator, SentMessage
 
 USER = 4242
 
