@@ -129,7 +129,7 @@ async def fill(engine: MemoryEngine, size: int, rng: random.Random) -> int:
     async def save(user_id: int, count: int) -> None:
         nonlocal done
         texts = [make_text(rng) for _ in range(count)]
-        await engine.writes.save_many(user_id=user_id, texts=texts)
+        await engine.writes.save_many(space_id=user_id, texts=texts)
         before, done = done, done + count
         if before // step != done // step:
             log(f"filled {done}/{size} ({rate(done, time.perf_counter() - start)}/s)")

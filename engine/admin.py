@@ -24,6 +24,13 @@ class UnknownTarget(InvalidInput):
         super().__init__(f"No user {target} has talked to me yet.")
 
 
+class AmbiguousTarget(InvalidInput):
+    def __init__(self, target: str) -> None:
+        super().__init__(
+            f"More than one user was called {target}; use their numeric id (see /audit)."
+        )
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     at: datetime
@@ -57,13 +64,24 @@ class AdminService:
         return Role(role) if role else Role.USER
 
     async def set_role(self, *, actor_id: int, target: str, role: Role) -> int:
-        """Give `target` (a user id or @username) `role`; audited. Returns the user id."""
+        """Give `target` (a user id or @username) `role`; audited. Returns the user id.
+
+        A role given here outlives ADMIN_USER_IDS: `sync_settings_admins` leaves it alone.
+
+        Raises:
+            UnknownTarget: nobody by that id or name.
+            AmbiguousTarget: several users carry that @username (one of them renamed since).
+        """
         async with self._stores.unit_of_work("set_role") as uow:
-            user = await uow.users.find(target)
-            if user is None:
+            found = await uow.users.find(target)
+            if not found:
                 raise UnknownTarget(target)
+            if len(found) > 1:
+                raise AmbiguousTarget(target)
+            [user] = found
             previous = user.role
             user.role = role.value
+            user.role_granted_by = actor_id
             uow.audit.add(
                 action="role_change",
                 actor_id=actor_id,
@@ -71,6 +89,32 @@ class AdminService:
                 details={"from": previous, "to": role.value},
             )
         return user.id
+
+    async def sync_settings_admins(self, admin_ids: frozenset[int]) -> list[int]:
+        """Make ADMIN_USER_IDS the truth at start: demote admins it no longer names (audited).
+
+        A role set with /role wins over the settings (it is the newer decision) and is left
+        alone; ids in the settings are promoted here or when they first talk to the bot.
+
+        Returns:
+            The ids that lost the admin role.
+        """
+        async with self._stores.unit_of_work("sync_admins") as uow:
+            for user_id in sorted(admin_ids):
+                user = await uow.users.get(user_id)
+                if user is not None and user.role_granted_by is None:
+                    user.role = Role.ADMIN.value
+            demoted = []
+            for user in await uow.users.admins_from_settings():
+                if user.id not in admin_ids:
+                    user.role = Role.USER.value
+                    demoted.append(user.id)
+                    uow.audit.add(
+                        action="role_change",
+                        target=str(user.id),
+                        details={"from": "admin", "to": "user", "why": "not in ADMIN_USER_IDS"},
+                    )
+        return demoted
 
     async def audit(
         self,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from engine.admin import AdminService
 from engine.broadcasts import BroadcastService
 from engine.faults import Faults
-from engine.index_care import IndexCare
+from engine.index_care import LAYOUT, IndexCare
 from engine.memory_reads import MemoryReads
 from engine.memory_writes import MemoryWrites
 from engine.quotas import QuotaService
@@ -66,7 +66,11 @@ async def open_engine(
     faults: Faults | None = None,
     upgrade: bool = True,
 ) -> MemoryEngine:
-    """Open the stores (see `engine.stores.open_stores`) and build the engine on them."""
+    """Open the stores (see `engine.stores.open_stores`) and build the engine on them.
+
+    With `upgrade`, also bring the vector index to the current layout and make
+    ADMIN_USER_IDS the truth about admins (see AdminService.sync_settings_admins).
+    """
     stores = await open_stores(
         settings, embedder=embedder, vectors=vectors, faults=faults, upgrade=upgrade
     )
@@ -75,4 +79,9 @@ async def open_engine(
         stores.dialect,
         "server" if settings.chroma_url else "embedded",
     )
-    return MemoryEngine.on(stores)
+    engine = MemoryEngine.on(stores)
+    if upgrade:
+        if await engine.index.upgrade_layout():
+            log.info("vector index upgraded to layout=%s", LAYOUT)
+        await engine.admin.sync_settings_admins(frozenset(settings.admin_user_ids))
+    return engine

@@ -15,9 +15,9 @@ LAST_SWEEP_KEY = "last_sweep_at"
 
 @dataclass
 class ConsistencyReport:
-    """What SQL holds against what Chroma holds, for one user or for everyone."""
+    """What SQL holds against what Chroma holds, for one space or for everyone."""
 
-    user_id: int | None
+    space_id: int | None
     sql_count: int
     vector_count: int
     missing: list[VectorRef] = field(default_factory=list)  # row without vector
@@ -32,7 +32,7 @@ class ConsistencyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "scope": "all" if self.user_id is None else f"user {self.user_id}",
+            "scope": "all" if self.space_id is None else f"space {self.space_id}",
             "sql_count": self.sql_count,
             "vector_count": self.vector_count,
             "rows_without_vector": [r.id for r in self.missing],
@@ -44,25 +44,25 @@ class ConsistencyReport:
         }
 
 
-async def compare(stores: Stores, *, user_id: int | None = None) -> ConsistencyReport:
+async def compare(stores: Stores, *, space_id: int | None = None) -> ConsistencyReport:
     """Compare SQL ids with the index's ids (and owners and text digests).
 
     Args:
         stores: the stores to compare.
-        user_id: one user's memories, or None for everyone's.
+        space_id: one space's memories, or None for everyone's.
     """
     async with stores.reading() as repos:
-        rows = await repos.memories.index(user_id=user_id)
-    stored = await stores.vectors.scan(user_id)
+        rows = await repos.memories.index(space_id=space_id)
+    stored = await stores.vectors.scan(space_id)
     now = utcnow()
-    report = ConsistencyReport(user_id, len(rows), len(stored))
+    report = ConsistencyReport(space_id, len(rows), len(stored))
     truth = {str(memory_id): (owner, text_digest(text)) for memory_id, owner, text, *_ in rows}
     covered: set[str] = set()
     for vector in stored:  # one id can sit in two shards when its owner was corrupted
         row = truth.get(vector.id)
         if row is None:
             report.orphans.append(vector)
-        elif (vector.user_id, vector.digest) != row:
+        elif (vector.space_id, vector.digest) != row:
             report.stale.append(vector)
         else:
             covered.add(vector.id)

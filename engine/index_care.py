@@ -16,6 +16,8 @@ from storage.models import utcnow
 
 SWEEP_BATCH = 256
 FOLLOW_INTERVAL_S = 5
+LAYOUT_KEY = "vector_layout"
+LAYOUT = "spaces"  # vectors carry `space_id` metadata and are sharded by space (migration 0005)
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,9 @@ class IndexCare:
         """The vector generation this process reads and writes."""
         return self._stores.vectors.generation
 
-    async def check(self, *, user_id: int | None = None) -> ConsistencyReport:
-        """Report drift between SQL and the index (for one user, or everyone)."""
-        return await compare(self._stores, user_id=user_id)
+    async def check(self, *, space_id: int | None = None) -> ConsistencyReport:
+        """Report drift between SQL and the index (for one space, or everyone)."""
+        return await compare(self._stores, space_id=space_id)
 
     async def sweep(
         self, *, grace_s: int | None = None, ids: Sequence[str] | None = None
@@ -102,7 +104,7 @@ class IndexCare:
             wrong_place = [
                 misplaced[str(row.id)]
                 for row in current
-                if str(row.id) in misplaced and misplaced[str(row.id)].user_id != row.user_id
+                if str(row.id) in misplaced and misplaced[str(row.id)].space_id != row.space_id
             ]
             if wrong_place:
                 await uow.delete_vectors(wrong_place)
@@ -133,7 +135,7 @@ class IndexCare:
         """
         vectors = self._stores.vectors
         async with self._stores.reading() as repos:
-            ids = [row[0] for row in await repos.memories.index(user_id=None)]
+            ids = [row[0] for row in await repos.memories.index(space_id=None)]
         previous, target = vectors.generation, vectors.generation + 1
         await vectors.drop_generation(target)  # leftovers of an interrupted reindex
         size = self._stores.settings.bulk_chunk_size
@@ -153,6 +155,24 @@ class IndexCare:
         await vectors.drop_generation(previous)
         await self.sweep(grace_s=0)  # catch up with writes made during the rebuild
         return len(ids)
+
+    async def upgrade_layout(self) -> bool:
+        """Rebuild vectors written before spaces (metadata `user_id`) once, by a reindex.
+
+        Runs at start after the migrations; a no-op once done, or when another process holds
+        the job. Returns True if this call did the upgrade.
+        """
+        async with self._stores.reading() as repos:
+            if await repos.kv.get(LAYOUT_KEY) == LAYOUT:
+                return False
+        async with self._stores.leadership("upgrade_layout") as leader:
+            if not leader:
+                return False
+            if await self._stores.vectors.count():
+                await self.reindex()
+            async with self._stores.unit_of_work("upgrade_layout") as uow:
+                await uow.kv.set(LAYOUT_KEY, LAYOUT)
+        return True
 
     async def follow_generation(self) -> bool:
         """Switch to the generation recorded in SQL if another process reindexed (cheap)."""

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from engine.errors import AlreadyExists, MemoryBotError, SourceTaken, SqlWriteFailed, UnknownUser
-from engine.memory import Memory, NewMemory, SaveResult, vector_record
+from engine.memory import Memory, NewMemory, SaveResult, is_personal, vector_record
 from engine.stores import Stores
 from engine.vector_index import Vector
 from storage.models import MemoryRow, utcnow
@@ -36,16 +36,17 @@ async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Ou
     now = utcnow()
     outcomes: list[Outcome | MemoryRow] = []
     async with stores.unit_of_work(op) as uow:
-        known = await uow.users.existing_ids([item.user_id for item, _ in batch])
+        personal = [item.space_id for item, _ in batch if is_personal(item.space_id)]
+        known = await uow.users.existing_ids(personal)
         by_source = await uow.memories.by_source(
             [item.source for item, _ in batch if item.source is not None]
         )
         fresh: list[tuple[MemoryRow, Vector]] = []
         for item, vector in batch:
             existing = by_source.get(item.source) if item.source else None
-            if item.user_id not in known:
-                outcomes.append(UnknownUser(item.user_id))
-            elif existing is not None and existing.user_id != item.user_id:
+            if is_personal(item.space_id) and item.space_id not in known:
+                outcomes.append(UnknownUser(item.space_id))
+            elif existing is not None and existing.space_id != item.space_id:
                 outcomes.append(SourceTaken())
             elif existing is not None:
                 outcomes.append(SaveResult(Memory.from_row(existing), created=False))
@@ -72,7 +73,9 @@ def new_row(item: NewMemory, now: datetime) -> MemoryRow:
     """The row for a validated new memory."""
     return MemoryRow(
         id=uuid.uuid4(),
-        user_id=item.user_id,
+        space_id=item.space_id,
+        author_id=item.author_id,
+        topic_id=item.topic_id,
         text=item.text,
         kind=item.kind,
         tags=list(item.tags),

@@ -12,10 +12,17 @@ from storage.models import MemoryRow
 from storage.vector_types import Vector, VectorRecord, VectorRef
 
 
+def is_personal(space_id: int) -> bool:
+    """A private chat's id is its user's id (positive); groups have negative ids."""
+    return space_id > 0
+
+
 @dataclass(frozen=True)
 class Memory:
     id: uuid.UUID
-    user_id: int
+    space_id: int  # the chat it belongs to (a private chat: its user's personal space)
+    author_id: int  # who saved it: a user, or the group itself for an anonymous admin
+    topic_id: int | None  # the forum topic it was saved in
     text: str
     kind: str
     tags: tuple[str, ...]
@@ -34,7 +41,9 @@ class Memory:
     def from_row(cls, row: MemoryRow) -> Memory:
         return cls(
             id=row.id,
-            user_id=row.user_id,
+            space_id=row.space_id,
+            author_id=row.author_id,
+            topic_id=row.topic_id,
             text=row.text,
             kind=row.kind,
             tags=tuple(row.tags or ()),
@@ -54,10 +63,12 @@ class SaveResult:
 
 @dataclass(frozen=True)
 class NewMemory:
-    """A validated request to remember `text` for `user_id`."""
+    """A validated request to remember `text` in space `space_id`."""
 
-    user_id: int
+    space_id: int
+    author_id: int
     text: str
+    topic_id: int | None = None
     chat_id: int | None = None
     message_id: int | None = None
     expires_at: datetime | None = None
@@ -89,7 +100,7 @@ def text_digest(text: str) -> str:
 def vector_record(row: MemoryRow, embedding: Vector) -> VectorRecord:
     return VectorRecord(
         id=str(row.id),
-        user_id=row.user_id,
+        space_id=row.space_id,
         embedding=embedding,
         created_at=int(row.created_at.timestamp()),
         digest=text_digest(row.text),
@@ -102,4 +113,4 @@ def is_expired(row: MemoryRow, now: datetime) -> bool:
 
 
 def vector_ref(row: MemoryRow) -> VectorRef:
-    return VectorRef(str(row.id), row.user_id)
+    return VectorRef(str(row.id), row.space_id)

@@ -15,6 +15,7 @@ from engine.memory import (
     NewMemory,
     SaveResult,
     is_expired,
+    is_personal,
     normalise_text,
     vector_record,
     vector_ref,
@@ -49,21 +50,26 @@ class MemoryWrites:
     async def save(
         self,
         *,
-        user_id: int,
+        space_id: int,
         text: str,
+        author_id: int | None = None,
+        topic_id: int | None = None,
         chat_id: int | None = None,
         message_id: int | None = None,
         expires_at: datetime | None = None,
         kind: str = "note",
     ) -> SaveResult:
-        """Remember `text` for `user_id`.
+        """Remember `text` in space `space_id`.
 
         Concurrent saves share one embedding batch and one transaction (group commit), so the
         write lock and the Chroma round trip are paid once per batch, not once per save.
 
         Args:
-            user_id: a registered user's Telegram id.
+            space_id: the chat it belongs to: a registered user's id (their personal space) or
+                a group's id (the group's shared space).
             text: what to remember; stripped, at most `max_memory_chars` characters.
+            author_id: who saves it (default: the owner of the personal space `space_id`).
+            topic_id: the forum topic it was sent in.
             chat_id: the chat of the message it came from (with `message_id`: idempotency key).
             message_id: the message it came from.
             expires_at: when it stops being recalled (None: never).
@@ -77,8 +83,10 @@ class MemoryWrites:
             WriteFailed: a storage step failed; both stores are as they were.
         """
         item = NewMemory(
-            user_id=user_id,
+            space_id=space_id,
+            author_id=space_id if author_id is None else author_id,
             text=normalise_text(text, limit=self._limit),
+            topic_id=topic_id,
             chat_id=chat_id,
             message_id=message_id,
             expires_at=expires_at,
@@ -93,12 +101,13 @@ class MemoryWrites:
     async def save_many(
         self,
         *,
-        user_id: int,
+        space_id: int,
         texts: Sequence[str],
+        author_id: int | None = None,
         expires_at: datetime | None = None,
         on_chunk: Callable[[int], None] | None = None,
     ) -> list[SaveResult]:
-        """Remember many texts for one user: one transaction and one Chroma batch per chunk.
+        """Remember many texts in one space: one transaction and one Chroma batch per chunk.
 
         The next chunk is embedded while the current one is written. Input is validated in
         full first, so a bad item means nothing is written. Chunks already committed stay
@@ -115,10 +124,14 @@ class MemoryWrites:
             except MemoryBotError as error:
                 error.add_note(f"item {index + 1} of {len(texts)}")
                 raise
-            items.append(NewMemory(user_id=user_id, text=cleaned, expires_at=expires_at))
-        async with self._stores.reading() as repos:
-            if not await repos.users.existing_ids([user_id]):
-                raise UnknownUser(user_id)
+            author = space_id if author_id is None else author_id
+            items.append(
+                NewMemory(space_id=space_id, author_id=author, text=cleaned, expires_at=expires_at)
+            )
+        if is_personal(space_id):
+            async with self._stores.reading() as repos:
+                if not await repos.users.existing_ids([space_id]):
+                    raise UnknownUser(space_id)
         size = self._stores.settings.bulk_chunk_size
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         saved: list[SaveResult] = []
@@ -148,7 +161,7 @@ class MemoryWrites:
         texts = [item.text for item in chunk]
         return asyncio.create_task(self._stores.embedder.embed_many(texts))
 
-    async def edit(self, *, user_id: int, memory_id: uuid.UUID, text: str) -> Memory:
+    async def edit(self, *, space_id: int, memory_id: uuid.UUID, text: str) -> Memory:
         """Replace a memory's text and its vector (re-embedded).
 
         If the commit fails, the old vector is put back (compensation).
@@ -160,7 +173,7 @@ class MemoryWrites:
         cleaned = normalise_text(text, limit=self._limit)
         vector = await self._stores.embedder.embed(cleaned)
         async with self._stores.unit_of_work("edit") as uow:
-            row = await uow.memories.get(memory_id=memory_id, user_id=user_id, now=utcnow())
+            row = await uow.memories.get(memory_id=memory_id, space_id=space_id, now=utcnow())
             if row is None:
                 raise MemoryNotFound(memory_id.hex[:8])
             if row.text != cleaned:
@@ -171,28 +184,31 @@ class MemoryWrites:
         return Memory.from_row(row)
 
     async def edit_by_source(
-        self, *, user_id: int, chat_id: int, message_id: int, text: str
+        self, *, author_id: int, chat_id: int, message_id: int, text: str
     ) -> Memory | None:
-        """Apply an edited chat message to the memory made from it (None if there is none)."""
+        """Apply an edited chat message to the memory made from it (None if there is none).
+
+        Only the message's author changes it: an edit by anyone else is ignored (None).
+        """
         async with self._stores.reading() as repos:
             found = await repos.memories.by_source([(chat_id, message_id)])
         current = found.get((chat_id, message_id))
-        if current is None or current.user_id != user_id or is_expired(current, utcnow()):
+        if current is None or current.author_id != author_id or is_expired(current, utcnow()):
             return None  # an edit of a message that is no (live) memory: not our business
         cleaned = normalise_text(text, limit=self._limit)
         if current.text == cleaned:
             return Memory.from_row(current)
-        return await self.edit(user_id=user_id, memory_id=current.id, text=cleaned)
+        return await self.edit(space_id=current.space_id, memory_id=current.id, text=cleaned)
 
-    async def forget(self, *, user_id: int, memory_id: uuid.UUID) -> Memory:
-        """Delete one memory of `user_id` from both stores.
+    async def forget(self, *, space_id: int, memory_id: uuid.UUID) -> Memory:
+        """Delete one memory of space `space_id` from both stores.
 
         Raises:
-            MemoryNotFound: no such memory of this user; nothing was written.
+            MemoryNotFound: no such memory in this space; nothing was written.
             WriteFailed: a storage step failed; the memory is still there in both stores.
         """
         async with self._stores.unit_of_work("forget") as uow:
-            row = await uow.memories.get(memory_id=memory_id, user_id=user_id, now=utcnow())
+            row = await uow.memories.get(memory_id=memory_id, space_id=space_id, now=utcnow())
             if row is None:
                 raise MemoryNotFound(memory_id.hex[:8])
             memory = Memory.from_row(row)
@@ -201,10 +217,10 @@ class MemoryWrites:
             await uow.delete_vectors([vector_ref(row)])
         return memory
 
-    async def forget_all(self, *, user_id: int) -> int:
-        """Delete every memory of `user_id` (and only theirs) from both stores, all or nothing.
+    async def forget_all(self, *, space_id: int) -> int:
+        """Delete every memory of one space (and only its) from both stores, all or nothing.
 
-        Vectors of this user that have no row (orphans) are deleted too, once older than the
+        Vectors of this space that have no row (orphans) are deleted too, once older than the
         sweep's grace period: a younger one may belong to a save still in flight, which
         commits after this and keeps its vector.
 
@@ -212,11 +228,11 @@ class MemoryWrites:
             How many memories were deleted.
         """
         settled = time.time() - self._stores.settings.sweep_grace_s
-        scanned = await self._stores.vectors.scan(user_id)
-        stray = [v.id for v in scanned if v.user_id == user_id and v.written_at <= settled]
+        scanned = await self._stores.vectors.scan(space_id)
+        stray = [v.id for v in scanned if v.space_id == space_id and v.written_at <= settled]
         async with self._stores.unit_of_work("forget_all") as uow:
-            ids = await uow.memories.ids_of_user(user_id)
-            refs = [VectorRef(i, user_id) for i in sorted({*map(str, ids), *stray})]
+            ids = await uow.memories.ids_in_space(space_id)
+            refs = [VectorRef(i, space_id) for i in sorted({*map(str, ids), *stray})]
             await uow.memories.delete(ids)
             await uow.flush()
             await uow.delete_vectors(refs)

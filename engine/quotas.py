@@ -51,11 +51,15 @@ class QuotaService:
                 next_reset(),
             )
 
-    async def check_storage(self, user_id: int) -> None:
-        """Raise QuotaExceeded when the user already stores their maximum of memories."""
+    async def check_storage(self, space_id: int) -> None:
+        """Raise QuotaExceeded when the space already holds its maximum of memories.
+
+        A personal space's cap is its user's (an admin may override it); a group's is the
+        default from settings.
+        """
         async with self._stores.reading() as repos:
-            user = await repos.users.get(user_id)
-            held = await repos.memories.count(user_id=user_id, now=utcnow())
+            user = await repos.users.get(space_id) if space_id > 0 else None
+            held = await repos.memories.count(space_id=space_id, now=utcnow())
         cap = self._settings.quota_max_memories
         if user is not None and user.max_memories is not None:
             cap = user.max_memories

@@ -36,8 +36,14 @@ class UserService:
         first_name: str | None = None,
         last_name: str | None = None,
         language_code: str | None = None,
+        private: bool = True,
     ) -> User:
-        """Create or refresh a user (active again); ids in ADMIN_USER_IDS are admins."""
+        """Create or refresh a user; ids in ADMIN_USER_IDS are admins.
+
+        Args:
+            private: they wrote to the bot in private (they become, or are again, a broadcast
+                recipient); False for someone seen only in a group.
+        """
         is_admin = user_id in self._admin_ids
         async with self._stores.unit_of_work("register") as uow:
             row = await uow.users.register(
@@ -47,10 +53,10 @@ class UserService:
                 last_name=last_name,
                 language_code=language_code,
                 role="admin" if is_admin else "user",
+                private=private,
             )
-            if is_admin:
+            if is_admin and row.role_granted_by is None:  # a /role decision wins
                 row.role = "admin"
-            row.is_active = True
         return User.from_row(row)
 
     async def get(self, *, user_id: int) -> User | None:

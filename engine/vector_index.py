@@ -11,7 +11,7 @@ __all__ = ["Vector", "VectorHit", "VectorIndex", "VectorMeta", "VectorRecord", "
 
 
 class VectorIndex(Protocol):
-    """Vectors keyed by memory id and placed by owner, in numbered generations.
+    """Vectors keyed by memory id and placed by space, in numbered generations.
 
     Exactly one generation is current; reads and writes go to it unless a call names another
     (reindex builds generation N+1 beside the live one, then asks the index to switch).
@@ -39,17 +39,17 @@ class VectorIndex(Protocol):
         ...
 
     async def query(
-        self, *, user_id: int, embedding: Vector, k: int, user_count: int
+        self, *, space_id: int, embedding: Vector, k: int, space_count: int
     ) -> list[VectorHit]:
-        """The `k` nearest vectors of one owner, best first, as cosine similarities.
+        """The `k` nearest vectors of one space, best first, as cosine similarities.
 
-        `user_count` is how many memories the owner holds (from SQL); it may pick the plan.
-        No other owner's vector is ever returned.
+        `space_count` is how many memories the space holds (from SQL); it may pick the plan.
+        No other space's vector is ever returned.
         """
         ...
 
-    async def scan(self, user_id: int | None = None) -> list[VectorMeta]:
-        """Metadata of every stored vector of one owner, or of all owners."""
+    async def scan(self, space_id: int | None = None) -> list[VectorMeta]:
+        """Metadata of every stored vector of one space, or of all spaces."""
         ...
 
     async def count(self) -> int:

@@ -65,11 +65,11 @@ async def expire(engine: MemoryEngine, *, notify: Notify | None = None) -> JobOu
             total += len(gone)
             batches += 1
             if notify is not None:
-                owners: dict[int, list[Memory]] = {}
+                spaces: dict[int, list[Memory]] = {}
                 for memory in gone:
-                    owners.setdefault(memory.user_id, []).append(memory)
-                for user_id, memories in owners.items():
-                    await notify(user_id, memories)
+                    spaces.setdefault(memory.space_id, []).append(memory)
+                for space_id, memories in spaces.items():
+                    await notify(space_id, memories)  # the space's chat: never another one
         return {"expired": total, "batches": batches}
 
     return await run_job(engine, "expire", work)

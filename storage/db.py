@@ -50,7 +50,9 @@ class Database:
 
 
 def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -92,7 +94,9 @@ def open_database(url: str) -> Database:
         read_engine = _sqlite_engine(url, begin="BEGIN")
         lock: asyncio.Lock | None = asyncio.Lock()
     else:
-        write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        write_engine = create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+        )
         read_engine = write_engine
         lock = None
     return Database(

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: the source of truth for users, memories and the audit log."""
+"""SQLAlchemy 2 models: the source of truth for users, memories, conversations, audit."""
 
 from __future__ import annotations
 
@@ -76,9 +76,7 @@ class UserRow(Base):
     max_memories: Mapped[int | None] = mapped_column(Integer)
     ops_today: Mapped[int] = mapped_column(Integer, default=0)
     ops_day: Mapped[str | None] = mapped_column(String(10))
-    state: Mapped[str | None] = mapped_column(String(32))
-    state_payload: Mapped[dict[str, Any] | None]
-    state_updated_at: Mapped[datetime | None]
+    role_granted_by: Mapped[int | None] = mapped_column(BigInteger)  # None: from settings
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -87,14 +85,16 @@ class MemoryRow(Base):
     __tablename__ = "memories"
     __table_args__ = (
         UniqueConstraint("chat_id", "message_id"),
-        Index("ix_memories_user_created", "user_id", "created_at"),
+        Index("ix_memories_space_created", "space_id", "created_at"),
         Index("ix_memories_expires_at", "expires_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=False
-    )
+    # A memory's space is the chat it belongs to: a private chat (its id is its user's id) is
+    # that user's personal space, a group's (negative) id the group's shared space.
+    space_id: Mapped[int] = mapped_column(BigInteger)
+    author_id: Mapped[int] = mapped_column(BigInteger)  # a user, or the group (anonymous admin)
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)  # forum topic it was saved in
     text: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16), default="note")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -115,6 +115,18 @@ class AuditRow(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     success: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ConversationRow(Base):
+    """What the bot waits for from one user in one chat (a prompt is completed only there)."""
+
+    __tablename__ = "conversations"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class KeyValueRow(Base):

@@ -12,10 +12,10 @@ Vector = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class VectorRef:
-    """Where a vector lives: its id (the memory UUID) and its owner (which picks the shard)."""
+    """Where a vector lives: its id (the memory UUID) and its space (which picks the shard)."""
 
     id: str
-    user_id: int
+    space_id: int
 
 
 @dataclass(frozen=True)
@@ -23,18 +23,18 @@ class VectorRecord:
     """A vector with the metadata we keep beside it."""
 
     id: str
-    user_id: int
+    space_id: int
     embedding: Vector
     created_at: int
     digest: str
 
     @property
     def ref(self) -> VectorRef:
-        return VectorRef(self.id, self.user_id)
+        return VectorRef(self.id, self.space_id)
 
     def metadata(self, written_at: int) -> dict[str, str | int]:
         return {
-            "user_id": self.user_id,
+            "space_id": self.space_id,
             "memory_id": self.id,
             "created_at": self.created_at,
             "digest": self.digest,
@@ -47,14 +47,14 @@ class VectorMeta:
     """What a scan reports about one stored vector."""
 
     id: str
-    user_id: int
+    space_id: int
     created_at: int
     digest: str
     written_at: int  # when the vector was last written (the sweep's grace period counts from it)
 
     @property
     def ref(self) -> VectorRef:
-        return VectorRef(self.id, self.user_id)
+        return VectorRef(self.id, self.space_id)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Chroma adapter: user-sharded collections, cosine space, explicit embeddings, off the loop."""
+"""Chroma adapter: space-sharded collections, cosine space, explicit embeddings, off the loop."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 SCAN_PAGE = 5000
 CALL_CHUNK = 4000  # below Chroma's max batch size
 COUNT_TTL_S = 30.0
-# A user holding at least this share of a shard is searched without a metadata filter and
+# A space holding at least this share of a shard is searched without a metadata filter and
 # post-filtered: Chroma's filtered HNSW search is slow when the filter is not selective.
 DENSE_SHARE = 0.25
 
@@ -31,7 +31,7 @@ def _meta(id_: str, raw: Any) -> VectorMeta:
     raw = raw or {}
     return VectorMeta(
         id=id_,
-        user_id=int(raw.get("user_id", -1)),
+        space_id=int(raw.get("space_id", -1)),
         created_at=int(raw.get("created_at", 0)),
         digest=str(raw.get("digest", "")),
         written_at=int(raw.get("written_at", 0)),
@@ -39,9 +39,9 @@ def _meta(id_: str, raw: Any) -> VectorMeta:
 
 
 class ChromaIndex:
-    """The vector side of every memory, spread over `shards` collections by user id.
+    """The vector side of every memory, spread over `shards` collections by space id.
 
-    Sharding keeps each user's filtered search small (Chroma scans the filter's candidates).
+    Sharding keeps each space's filtered search small (Chroma scans the filter's candidates).
     Each generation has its own set of collections; the index owns the current one, and
     `reindex` builds the next beside it and then asks the index to switch.
     """
@@ -80,9 +80,9 @@ class ChromaIndex:
         """The current generation: the one every call without `generation=` uses."""
         return self._generation
 
-    def shard_of(self, user_id: int) -> int:
-        """The shard holding `user_id`'s vectors."""
-        return user_id % self.shards
+    def shard_of(self, space_id: int) -> int:
+        """The shard holding `space_id`'s vectors."""
+        return space_id % self.shards
 
     def collection_name(self, shard: int, generation: int | None = None) -> str:
         """The Chroma collection of `shard` in `generation` (default: the current one)."""
@@ -109,7 +109,7 @@ class ChromaIndex:
     def _batches(
         self, items: Sequence[T], user_of: Callable[[T], int], generation: int
     ) -> Iterator[tuple[int, Any, Sequence[T]]]:
-        """(shard, its collection, up to CALL_CHUNK items) for every shard the owners use."""
+        """(shard, its collection, up to CALL_CHUNK items) for every shard the spaces use."""
         grouped: dict[int, list[T]] = {}
         for item in items:
             grouped.setdefault(self.shard_of(user_of(item)), []).append(item)
@@ -119,7 +119,7 @@ class ChromaIndex:
 
     def _upsert_sync(self, records: Sequence[VectorRecord], generation: int) -> None:
         written_at = int(time.time())
-        for shard, collection, part in self._batches(records, lambda r: r.user_id, generation):
+        for shard, collection, part in self._batches(records, lambda r: r.space_id, generation):
             collection.upsert(
                 ids=[r.id for r in part],
                 embeddings=np.stack([r.embedding for r in part]),
@@ -135,7 +135,7 @@ class ChromaIndex:
             await self._run(self._upsert_sync, records, self._gen(generation))
 
     def _delete_sync(self, refs: Sequence[VectorRef], generation: int) -> None:
-        for shard, collection, part in self._batches(refs, lambda r: r.user_id, generation):
+        for shard, collection, part in self._batches(refs, lambda r: r.space_id, generation):
             collection.delete(ids=[r.id for r in part])
             self._counts.pop((generation, shard), None)
 
@@ -146,13 +146,15 @@ class ChromaIndex:
 
     def _fetch_sync(self, refs: Sequence[VectorRef], generation: int) -> list[VectorRecord]:
         found: list[VectorRecord] = []
-        for _, collection, part in self._batches(refs, lambda r: r.user_id, generation):
+        for _, collection, part in self._batches(refs, lambda r: r.space_id, generation):
             got = collection.get(ids=[r.id for r in part], include=["embeddings", "metadatas"])
             for id_, embedding, raw in zip(
                 got["ids"], got["embeddings"], got["metadatas"], strict=True
             ):
                 meta, vector = _meta(id_, raw), np.asarray(embedding, dtype=np.float32)
-                found.append(VectorRecord(id_, meta.user_id, vector, meta.created_at, meta.digest))
+                found.append(
+                    VectorRecord(id_, meta.space_id, vector, meta.created_at, meta.digest)
+                )
         return found
 
     async def fetch(self, refs: Sequence[VectorRef]) -> list[VectorRecord]:
@@ -170,15 +172,15 @@ class ChromaIndex:
         return count
 
     def _query_sync(
-        self, user_id: int, embedding: Vector, k: int, user_count: int, generation: int
+        self, space_id: int, embedding: Vector, k: int, space_count: int, generation: int
     ) -> list[tuple[str, float]]:
-        shard = self.shard_of(user_id)
+        shard = self.shard_of(space_id)
         collection = self._collection(shard, generation)
         shard_count = self._shard_count(shard, generation)
-        if shard_count == 0 or user_count == 0 or k <= 0:
+        if shard_count == 0 or space_count == 0 or k <= 0:
             return []
-        if user_count >= DENSE_SHARE * shard_count:  # dense owner: unfiltered, then post-filter
-            fetch = min(shard_count, max(k * 4, int(k * 2 * shard_count / user_count)))
+        if space_count >= DENSE_SHARE * shard_count:  # dense space: unfiltered, then post-filter
+            fetch = min(shard_count, max(k * 4, int(k * 2 * shard_count / space_count)))
             got = collection.query(
                 query_embeddings=embedding[None, :],
                 n_results=fetch,
@@ -189,33 +191,33 @@ class ChromaIndex:
                 for id_, dist, raw in zip(
                     got["ids"][0], got["distances"][0], got["metadatas"][0], strict=True
                 )
-                if raw and raw.get("user_id") == user_id
+                if raw and raw.get("space_id") == space_id
             ]
-            if len(hits) >= min(k, user_count):
+            if len(hits) >= min(k, space_count):
                 return hits[:k]
         got = collection.query(
             query_embeddings=embedding[None, :],
             n_results=min(k, shard_count),
-            where={"user_id": user_id},
+            where={"space_id": space_id},
             include=["distances"],
         )
         return list(zip(got["ids"][0], map(float, got["distances"][0]), strict=True))
 
     async def query(
-        self, *, user_id: int, embedding: Vector, k: int, user_count: int
+        self, *, space_id: int, embedding: Vector, k: int, space_count: int
     ) -> list[VectorHit]:
-        """The `k` nearest vectors of one owner only, best first, as cosine similarities.
+        """The `k` nearest vectors of one space only, best first, as cosine similarities.
 
-        `user_count` is how many memories the owner holds (from SQL); it picks the plan.
+        `space_count` is how many memories the space holds (from SQL); it picks the plan.
         """
         pairs = await self._run(
-            self._query_sync, user_id, embedding, k, user_count, self._generation
+            self._query_sync, space_id, embedding, k, space_count, self._generation
         )
         return [VectorHit(id=id_, similarity=1.0 - dist) for id_, dist in pairs]
 
-    def _scan_sync(self, user_id: int | None, generation: int) -> list[VectorMeta]:
-        shards = range(self.shards) if user_id is None else [self.shard_of(user_id)]
-        where = None if user_id is None else {"user_id": user_id}
+    def _scan_sync(self, space_id: int | None, generation: int) -> list[VectorMeta]:
+        shards = range(self.shards) if space_id is None else [self.shard_of(space_id)]
+        where = None if space_id is None else {"space_id": space_id}
         found: list[VectorMeta] = []
         for shard in shards:
             collection, offset = self._collection(shard, generation), 0
@@ -231,9 +233,9 @@ class ChromaIndex:
                 offset += SCAN_PAGE
         return found
 
-    async def scan(self, user_id: int | None = None) -> list[VectorMeta]:
-        """Metadata of every stored vector of one owner, or of all owners."""
-        return await self._run(self._scan_sync, user_id, self._generation)
+    async def scan(self, space_id: int | None = None) -> list[VectorMeta]:
+        """Metadata of every stored vector of one space, or of all spaces."""
+        return await self._run(self._scan_sync, space_id, self._generation)
 
     def _count_sync(self, generation: int) -> int:
         return sum(int(self._collection(s, generation).count()) for s in range(self.shards))

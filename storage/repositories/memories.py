@@ -32,7 +32,7 @@ def is_live(now: datetime) -> ColumnElement[bool]:
 
 
 class MemoryRepository:
-    """Memory rows; every lookup that a user triggers is scoped to its owner."""
+    """Memory rows; every lookup a chat triggers is scoped to its space."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -52,31 +52,31 @@ class MemoryRepository:
         )
         return {(row.chat_id, row.message_id): row for row in rows}  # type: ignore[misc]
 
-    async def get(self, *, memory_id: uuid.UUID, user_id: int, now: datetime) -> MemoryRow | None:
-        """One live memory of `user_id`, or None (another user's memory is never returned)."""
+    async def get(self, *, memory_id: uuid.UUID, space_id: int, now: datetime) -> MemoryRow | None:
+        """One live memory of `space_id`, or None (another space's memory is never returned)."""
         return await self._session.scalar(
             select(MemoryRow).where(
-                MemoryRow.id == memory_id, MemoryRow.user_id == user_id, is_live(now)
+                MemoryRow.id == memory_id, MemoryRow.space_id == space_id, is_live(now)
             )
         )
 
     async def page(
-        self, *, user_id: int, now: datetime, limit: int, offset: int
+        self, *, space_id: int, now: datetime, limit: int, offset: int
     ) -> list[MemoryRow]:
-        """Live memories of `user_id`, newest first."""
+        """Live memories of `space_id`, newest first."""
         rows = await self._session.scalars(
             select(MemoryRow)
-            .where(MemoryRow.user_id == user_id, is_live(now))
+            .where(MemoryRow.space_id == space_id, is_live(now))
             .order_by(MemoryRow.created_at.desc(), MemoryRow.id.desc())
             .limit(limit)
             .offset(offset)
         )
         return list(rows)
 
-    async def count(self, *, user_id: int, now: datetime) -> int:
-        """How many live memories `user_id` holds."""
+    async def count(self, *, space_id: int, now: datetime) -> int:
+        """How many live memories `space_id` holds."""
         total = await self._session.scalar(
-            select(func.count()).where(MemoryRow.user_id == user_id, is_live(now))
+            select(func.count()).where(MemoryRow.space_id == space_id, is_live(now))
         )
         return int(total or 0)
 
@@ -85,20 +85,20 @@ class MemoryRepository:
         return int(await self._session.scalar(select(func.count()).select_from(MemoryRow)) or 0)
 
     async def live(
-        self, *, ids: Sequence[uuid.UUID], user_id: int, now: datetime
+        self, *, ids: Sequence[uuid.UUID], space_id: int, now: datetime
     ) -> dict[uuid.UUID, MemoryRow]:
-        """The live memories among `ids` that belong to `user_id`."""
+        """The live memories among `ids` that belong to `space_id`."""
         if not ids:
             return {}
         rows = await self._session.scalars(
             select(MemoryRow).where(
-                MemoryRow.id.in_(ids), MemoryRow.user_id == user_id, is_live(now)
+                MemoryRow.id.in_(ids), MemoryRow.space_id == space_id, is_live(now)
             )
         )
         return {row.id: row for row in rows}
 
     async def keyword_search(
-        self, *, user_id: int, terms: Sequence[str], now: datetime, limit: int
+        self, *, space_id: int, terms: Sequence[str], now: datetime, limit: int
     ) -> list[MemoryRow]:
         """Live memories containing any of `terms` (case-insensitive), most matched first."""
         if not terms:
@@ -108,23 +108,23 @@ class MemoryRepository:
         score = sum((case((match, 1), else_=0) for match in matches), start=literal(0, Integer))
         rows = await self._session.scalars(
             select(MemoryRow)
-            .where(MemoryRow.user_id == user_id, is_live(now), or_(*matches))
+            .where(MemoryRow.space_id == space_id, is_live(now), or_(*matches))
             .order_by(score.desc(), MemoryRow.created_at.desc())
             .limit(limit)
         )
         return list(rows)
 
-    async def index(self, *, user_id: int | None) -> list[IndexRow]:
-        """(id, user_id, text, created_at, expires_at) of every memory, expired ones included."""
+    async def index(self, *, space_id: int | None) -> list[IndexRow]:
+        """(id, space_id, text, created_at, expires_at) of every memory, expired ones included."""
         query = select(
             MemoryRow.id,
-            MemoryRow.user_id,
+            MemoryRow.space_id,
             MemoryRow.text,
             MemoryRow.created_at,
             MemoryRow.expires_at,
         )
-        if user_id is not None:
-            query = query.where(MemoryRow.user_id == user_id)
+        if space_id is not None:
+            query = query.where(MemoryRow.space_id == space_id)
         return [tuple(row) for row in await self._session.execute(query)]  # type: ignore[misc]
 
     async def with_ids(
@@ -145,18 +145,18 @@ class MemoryRepository:
         result = await self._session.execute(delete(MemoryRow).where(MemoryRow.id.in_(ids)))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def ids_of_user(self, user_id: int) -> list[uuid.UUID]:
-        """Every memory id of `user_id`, expired ones included."""
-        query = select(MemoryRow.id).where(MemoryRow.user_id == user_id)
+    async def ids_in_space(self, space_id: int) -> list[uuid.UUID]:
+        """Every memory id of `space_id`, expired ones included."""
+        query = select(MemoryRow.id).where(MemoryRow.space_id == space_id)
         return list(await self._session.scalars(query))
 
-    async def by_prefix(self, *, user_id: int, prefix: str, now: datetime) -> list[MemoryRow]:
-        """Live memories of `user_id` whose hex id starts with `prefix` (at most two)."""
+    async def by_prefix(self, *, space_id: int, prefix: str, now: datetime) -> list[MemoryRow]:
+        """Live memories of `space_id` whose hex id starts with `prefix` (at most two)."""
         head = prefix[:8]  # the first 8 hex digits read the same in every dialect's text form
         rows = await self._session.scalars(
             select(MemoryRow)
             .where(
-                MemoryRow.user_id == user_id,
+                MemoryRow.space_id == space_id,
                 is_live(now),
                 cast(MemoryRow.id, String).like(f"{head}%"),
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditRow, KeyValueRow
@@ -49,6 +49,13 @@ class KeyValueRepository:
     async def get(self, key: str) -> str | None:
         row = await self._session.get(KeyValueRow, key)
         return None if row is None else row.value
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key that starts with `prefix`; returns how many."""
+        result = await self._session.execute(
+            delete(KeyValueRow).where(KeyValueRow.key.startswith(prefix, autoescape=True))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def set(self, key: str, value: str) -> None:
         row = await self._session.get(KeyValueRow, key)

@@ -73,6 +73,13 @@ class DeadLetterRepository:
         query = select(func.count()).where(DeadLetterRow.replayed_at.is_(None))
         return int(await self._session.scalar(query) or 0)
 
+    async def purge_chat(self, chat_id: int) -> int:
+        """Delete the dead letters of `chat_id` (after /forget_all: they may hold its texts)."""
+        result = await self._session.execute(
+            delete(DeadLetterRow).where(DeadLetterRow.chat_id == chat_id)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def mark_replayed(self, letter_id: int) -> None:
         row = await self._session.get(DeadLetterRow, letter_id)
         if row is not None:

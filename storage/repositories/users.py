@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import UserRow, utcnow
+from storage.models import ConversationRow, UserRow, utcnow
 
 
 class UserRepository:
@@ -30,12 +30,19 @@ class UserRepository:
         last_name: str | None,
         language_code: str | None,
         role: str,
+        private: bool = True,
     ) -> UserRow:
-        """Create the user or refresh their profile fields; `role` is only set on creation."""
+        """Create the user or refresh their profile fields; `role` is only set on creation.
+
+        Only a user who talks to the bot in private is active (a broadcast recipient); one
+        seen only in groups is kept inactive, and becomes active on their first private message.
+        """
         user = await self._session.get(UserRow, user_id)
         if user is None:
-            user = UserRow(id=user_id, role=role)
+            user = UserRow(id=user_id, role=role, is_active=private)
             self._session.add(user)
+        elif private:
+            user.is_active = True
         user.username = username
         user.first_name = first_name
         user.last_name = last_name
@@ -53,15 +60,20 @@ class UserRepository:
     async def role_of(self, user_id: int) -> str | None:
         return await self._session.scalar(select(UserRow.role).where(UserRow.id == user_id))
 
-    async def find(self, target: str) -> UserRow | None:
-        """A user by numeric id or by @username (case-insensitive)."""
+    async def find(self, target: str) -> list[UserRow]:
+        """Users by numeric id, or by @username (case-insensitive; a stale name may repeat)."""
         name = target.removeprefix("@")
         query = select(UserRow)
         if name.lstrip("-").isdigit():
             query = query.where(UserRow.id == int(name))
         else:
             query = query.where(func.lower(UserRow.username) == name.lower())
-        return await self._session.scalar(query)
+        return list(await self._session.scalars(query.limit(5)))
+
+    async def admins_from_settings(self) -> list[UserRow]:
+        """Admins whose role came from ADMIN_USER_IDS (nobody granted it with /role)."""
+        query = select(UserRow).where(UserRow.role == "admin", UserRow.role_granted_by.is_(None))
+        return list(await self._session.scalars(query))
 
     async def count(self, *, active: bool) -> int:
         """How many users are active (or blocked the bot)."""
@@ -101,23 +113,35 @@ class UserRepository:
 
 
 class ConversationRepository:
-    """What the bot waits for from a user (kept on the users row so it survives restarts)."""
+    """What the bot waits for from one user in one chat (it survives restarts)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, user_id: int) -> tuple[str, dict[str, Any], datetime] | None:
+    async def get(self, chat_id: int, user_id: int) -> tuple[str, dict[str, Any], datetime] | None:
         """(state, payload, set at) or None when nothing is pending."""
-        user = await self._session.get(UserRow, user_id)
-        if user is None or user.state is None or user.state_updated_at is None:
-            return None
-        return user.state, dict(user.state_payload or {}), user.state_updated_at
+        row = await self._session.get(ConversationRow, (chat_id, user_id))
+        return None if row is None else (row.state, dict(row.payload), row.updated_at)
 
-    async def set(self, user_id: int, state: str | None, payload: dict[str, Any] | None) -> None:
-        """Set (or with None, clear) the pending state of a registered user."""
-        user = await self._session.get(UserRow, user_id)
-        if user is None:
+    async def set(
+        self, chat_id: int, user_id: int, state: str | None, payload: dict[str, Any] | None
+    ) -> None:
+        """Set (or with None, clear) what the bot waits for from `user_id` in `chat_id`."""
+        row = await self._session.get(ConversationRow, (chat_id, user_id))
+        if state is None:
+            if row is not None:
+                await self._session.delete(row)
             return
-        user.state = state
-        user.state_payload = payload if state else None
-        user.state_updated_at = utcnow() if state else None
+        if row is None:
+            row = ConversationRow(chat_id=chat_id, user_id=user_id, state=state, payload={})
+            self._session.add(row)
+        row.state = state
+        row.payload = payload or {}
+        row.updated_at = utcnow()
+
+    async def clear_chat(self, chat_id: int) -> int:
+        """Drop every pending state in `chat_id` (their payloads may hold texts)."""
+        result = await self._session.execute(
+            delete(ConversationRow).where(ConversationRow.chat_id == chat_id)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -39,14 +39,14 @@ def buttons(message: SentMessage) -> list[str]:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.reads.page(user_id=user_id, limit=1000)
+    page = await bot.engine.reads.page(space_id=user_id, limit=1000)
     return [m.text for m in page.items]
 
 
 async def seed(bot: BotUnderTest, user_id: int, items: list[str]) -> None:
     """Register `user_id` through /start, then save `items` straight into the engine."""
     await bot.say(user_id, "/start")
-    await bot.engine.writes.save_many(user_id=user_id, texts=items)
+    await bot.engine.writes.save_many(space_id=user_id, texts=items)
 
 
 async def new_replies(
@@ -91,7 +91,7 @@ async def test_unknown_command_points_at_help(bot: BotUnderTest) -> None:
 async def test_save_command_saves(bot: BotUnderTest) -> None:
     [saved] = await bot.say(A, "/save the spare key is under the mat")
     assert re.fullmatch(r"✅ Saved <code>[0-9a-f]{8}</code>\.", saved.text or "")
-    page = await bot.engine.reads.page(user_id=A)
+    page = await bot.engine.reads.page(space_id=A)
     assert [m.text for m in page.items] == ["the spare key is under the mat"]
     assert page.items[0].short_id == short_id(saved)
     assert page.items[0].expires_at is None
@@ -117,13 +117,13 @@ async def test_undo_forgets_the_saved_memory(bot: BotUnderTest) -> None:
     assert saved.edits == 1
     assert "Undone" in (saved.text or "")
     assert await texts(bot, A) == []
-    assert (await bot.engine.index.check(user_id=A)).vector_count == 0
+    assert (await bot.engine.index.check(space_id=A)).vector_count == 0
 
 
 async def test_save_with_ttl_expires(bot: BotUnderTest) -> None:
     [saved] = await bot.say(A, "/save 7d renew the parking permit")
     assert "for 1 week" in (saved.text or "")
-    [memory] = (await bot.engine.reads.page(user_id=A)).items
+    [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.text == "renew the parking permit"
     assert memory.expires_at is not None
     expected = utcnow() + timedelta(days=7)
@@ -156,7 +156,7 @@ async def test_caption_save_command_applies_ttl(bot: BotUnderTest) -> None:
     before = len(bot.emulator.sent(A))
     bot.emulator.user_photo(A, caption="/save 7d receipt for the new bike")
     await new_replies(bot, A, before)
-    [memory] = (await bot.engine.reads.page(user_id=A)).items
+    [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.text == "receipt for the new bike"
     assert memory.expires_at is not None
 
@@ -220,7 +220,7 @@ async def test_recall_finds_by_meaning(bot: BotUnderTest) -> None:
     assert first.startswith("1. my passport is in the blue drawer")
     assert re.search(r"<code>[0-9a-f]{8}</code> · just now · \d+% match", found.text or "")
     passport = next(
-        m for m in (await bot.engine.reads.page(user_id=A)).items if "passport" in m.text
+        m for m in (await bot.engine.reads.page(space_id=A)).items if "passport" in m.text
     )
     assert passport.short_id in body.splitlines()[2]
     assert buttons(found)[0] == "🗑 1"
@@ -267,7 +267,7 @@ async def test_recall_delete_button_forgets_that_memory(bot: BotUnderTest) -> No
     answer = await bot.press(A, found, 0)
     assert answer["text"] == f"🗑 Forgot {target}"
     assert await texts(bot, A) == ["buy oat milk"]
-    assert (await bot.engine.index.check(user_id=A)).vector_count == 1
+    assert (await bot.engine.index.check(space_id=A)).vector_count == 1
 
 
 # ---- /list -------------------------------------------------------------------------------------
@@ -368,9 +368,9 @@ async def test_forget_all_yes_empties_only_that_user(bot: BotUnderTest) -> None:
     assert answer["text"] == "Done"
     assert prompt.text == "🗑 Forgot all 3 memories."
     assert await texts(bot, A) == []
-    mine = await bot.engine.index.check(user_id=A)
+    mine = await bot.engine.index.check(space_id=A)
     assert (mine.sql_count, mine.vector_count) == (0, 0)
-    theirs = await bot.engine.index.check(user_id=B)
+    theirs = await bot.engine.index.check(space_id=B)
     assert (theirs.sql_count, theirs.vector_count) == (1, 1)
     assert await texts(bot, B) == ["B keeps this"]
     [found] = await bot.say(B, "/recall keeps")
@@ -397,7 +397,7 @@ async def test_export_sends_json(bot: BotUnderTest) -> None:
     assert exported["count"] == 3
     assert sorted(m["text"] for m in exported["memories"]) == sorted(items)
     ids = {m["id"] for m in exported["memories"]}
-    assert ids == {str(m.id) for m in (await bot.engine.reads.page(user_id=A)).items}
+    assert ids == {str(m.id) for m in (await bot.engine.reads.page(space_id=A)).items}
 
 
 async def test_forget_by_full_id_from_export(bot: BotUnderTest) -> None:
@@ -416,7 +416,7 @@ async def test_long_memories_stay_valid_and_short(bot: BotUnderTest) -> None:
     assert len(nasty.strip()) == 3999
     [saved] = await bot.say(A, nasty)
     assert "Saved" in (saved.text or "")
-    await bot.engine.writes.save_many(user_id=A, texts=[f"{i} {nasty}"[:3999] for i in range(10)])
+    await bot.engine.writes.save_many(space_id=A, texts=[f"{i} {nasty}"[:3999] for i in range(10)])
     before = len(bot.emulator.sent(A))
     bot.emulator.user_message(A, "/list")
     sent = await bot.emulator.wait_for(

@@ -36,7 +36,7 @@ def short_id(message: SentMessage) -> str:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.reads.page(user_id=user_id, limit=1000)
+    page = await bot.engine.reads.page(space_id=user_id, limit=1000)
     return [m.text for m in page.items]
 
 
@@ -77,7 +77,7 @@ async def test_save_alone_with_ttl_keeps_the_ttl(bot: BotUnderTest) -> None:
     await bot.say(A, "/save 2h")
     [saved] = await bot.say(A, "the parcel arrives this afternoon")
     assert "for 2 hours" in (saved.text or "")
-    [memory] = (await bot.engine.reads.page(user_id=A)).items
+    [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.expires_at is not None
     expected = utcnow() + timedelta(hours=2)
     assert abs((memory.expires_at - expected).total_seconds()) < 60
@@ -108,7 +108,7 @@ async def test_cancel_resets_a_pending_save(bot: BotUnderTest) -> None:
     await bot.say(A, "/cancel")
     [saved] = await bot.say(A, "kept for good")
     assert "for 2 hours" not in (saved.text or "")
-    [memory] = (await bot.engine.reads.page(user_id=A)).items
+    [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.expires_at is None
 
 
@@ -177,7 +177,7 @@ async def test_undo_twice_expires(bot: BotUnderTest) -> None:
 async def test_more_on_an_older_recall_expires(bot: BotUnderTest) -> None:
     await bot.say(A, "/start")
     await bot.engine.writes.save_many(
-        user_id=A, texts=[f"the cat sleeps on sofa number {i}" for i in range(8)]
+        space_id=A, texts=[f"the cat sleeps on sofa number {i}" for i in range(8)]
     )
     [old] = await bot.say(A, "/recall cat")
     [new] = await bot.say(A, "/recall sofa")

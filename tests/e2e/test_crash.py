@@ -257,7 +257,7 @@ async def audit(
     try:
         total = sum(len(sent) for sent in texts.values())
         for user, sent in texts.items():
-            page = await engine.reads.page(user_id=user, limit=10 * total)
+            page = await engine.reads.page(space_id=user, limit=10 * total)
             stored = [m.text for m in page.items]
             assert sorted(stored) == sorted(sent), f"user {user}: stored != sent"
             assert page.total == len(sent)

@@ -33,7 +33,7 @@ def reference(apology: SentMessage) -> str:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.reads.page(user_id=user_id, limit=1000)
+    page = await bot.engine.reads.page(space_id=user_id, limit=1000)
     return [m.text for m in page.items]
 
 
@@ -114,13 +114,13 @@ async def test_blocked_user_does_not_stop_others(
 async def test_500_on_first_reply_is_retried_and_saved_once(bot: BotUnderTest) -> None:
     bot.emulator.fail("sendMessage", status=500)
     [reply] = await bot.say(A, "saved exactly once")
-    [memory] = (await bot.engine.reads.page(user_id=A)).items
+    [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.text == "saved exactly once"
     assert short_id(reply) == memory.short_id
     assert sends_to(bot.emulator, A) == 2
     await all_confirmed(bot.emulator)
     assert len(bot.emulator.sent(A)) == 1
-    assert (await bot.engine.index.check(user_id=A)).vector_count == 1
+    assert (await bot.engine.index.check(space_id=A)).vector_count == 1
 
 
 async def test_retried_save_confirms_with_undo(bot: BotUnderTest) -> None:

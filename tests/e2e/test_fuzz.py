@@ -282,7 +282,7 @@ async def inject(bot: BotUnderTest, action: Action) -> None:
         message_id = emulator.user_message(user, text, entities=action.entities)
         TYPED.setdefault(emulator, {}).setdefault(user, []).append(message_id)
     elif kind in ("edit_real", "forget_real"):
-        mine = (await bot.engine.reads.page(user_id=user, limit=50)).items
+        mine = (await bot.engine.reads.page(space_id=user, limit=50)).items
         ref = mine[action.pick % len(mine)].short_id if mine else "0000"
         command = f"/edit {ref} {text}" if kind == "edit_real" else f"/forget {ref}"
         emulator.user_message(user, command)
@@ -471,7 +471,7 @@ async def test_fuzz_smoke_every_kind_once(bot: BotUnderTest) -> None:
         await inject(bot, action)
     await settle(bot)
     await assert_healthy(bot)
-    texts = {m.text for m in (await bot.engine.reads.page(user_id=USERS[0], limit=50)).items}
+    texts = {m.text for m in (await bot.engine.reads.page(space_id=USERS[0], limit=50)).items}
     assert "remember the blue umbrella" in texts
 
 
@@ -541,7 +541,7 @@ async def test_double_tap_on_a_page_button_is_harmless(bot: BotUnderTest) -> Non
 async def test_a_press_answered_too_late_is_not_parked(bot: BotUnderTest) -> None:
     user = USERS[0]
     [saved] = await bot.say(user, "the spare key is under the mat")
-    [memory] = (await bot.engine.reads.page(user_id=user, limit=5)).items
+    [memory] = (await bot.engine.reads.page(space_id=user, limit=5)).items
     late = {  # a real Undo press whose query id Telegram no longer accepts answers for
         "id": "expired-query-1",
         "from": _user(user),
@@ -551,7 +551,7 @@ async def test_a_press_answered_too_late_is_not_parked(bot: BotUnderTest) -> Non
     }
     bot.emulator.raw_update({"callback_query": late})
     await settle(bot)
-    assert (await bot.engine.reads.page(user_id=user, limit=5)).total == 0
+    assert (await bot.engine.reads.page(space_id=user, limit=5)).total == 0
     assert await _letters(bot) == []
     assert _apologies(bot.emulator) == []
 

@@ -34,7 +34,7 @@ def text_of(message: SentMessage) -> str:
 
 
 async def texts(bot: BotUnderTest, user_id: int) -> list[str]:
-    page = await bot.engine.reads.page(user_id=user_id, limit=100)
+    page = await bot.engine.reads.page(space_id=user_id, limit=100)
     return sorted(m.text for m in page.items)
 
 

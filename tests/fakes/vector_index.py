@@ -9,7 +9,7 @@ import numpy as np
 
 from storage.vector_types import Vector, VectorHit, VectorMeta, VectorRecord, VectorRef
 
-Slot = tuple[int, str]  # (shard, id): like Chroma, a vector is reached through its owner's shard
+Slot = tuple[int, str]  # (shard, id): like Chroma, a vector is reached through its space's shard
 
 
 class InMemoryVectorIndex:
@@ -39,16 +39,16 @@ class InMemoryVectorIndex:
         """A snapshot of the current generation, id -> record."""
         return {record.id: record for record, _ in self._current.values()}
 
-    def shard_of(self, user_id: int) -> int:
-        """The shard holding `user_id`'s vectors."""
-        return user_id % self.shards
+    def shard_of(self, space_id: int) -> int:
+        """The shard holding `space_id`'s vectors."""
+        return space_id % self.shards
 
     @property
     def _current(self) -> dict[Slot, tuple[VectorRecord, int]]:
         return self._data.setdefault(self._generation, {})
 
     def _slot(self, ref: VectorRef) -> Slot:
-        return self.shard_of(ref.user_id), ref.id
+        return self.shard_of(ref.space_id), ref.id
 
     def _call(self, method: str, ids: list[str] | None = None) -> bool:
         """Record the call; raise now, or return True when it must raise after applying."""
@@ -76,7 +76,7 @@ class InMemoryVectorIndex:
         written_at = int(time.time())
         for r in records:
             stored = VectorRecord(
-                r.id, r.user_id, np.array(r.embedding, dtype=np.float32), r.created_at, r.digest
+                r.id, r.space_id, np.array(r.embedding, dtype=np.float32), r.created_at, r.digest
             )
             target[self._slot(r.ref)] = (stored, written_at)
         self._done("upsert", fail_after)
@@ -96,28 +96,28 @@ class InMemoryVectorIndex:
         return [entry[0] for entry in found.values() if entry is not None]
 
     async def query(
-        self, *, user_id: int, embedding: Vector, k: int, user_count: int
+        self, *, space_id: int, embedding: Vector, k: int, space_count: int
     ) -> list[VectorHit]:
-        """The `k` nearest vectors of one owner, best first, by exact cosine similarity."""
+        """The `k` nearest vectors of one space, best first, by exact cosine similarity."""
         fail_after = self._call("query")
         query = np.asarray(embedding, dtype=np.float64)
         hits: list[VectorHit] = []
         for (shard, id_), (record, _) in self._current.items():
-            if shard == self.shard_of(user_id) and record.user_id == user_id:
+            if shard == self.shard_of(space_id) and record.space_id == space_id:
                 stored = record.embedding.astype(np.float64)
                 norms = float(np.linalg.norm(stored) * np.linalg.norm(query)) or 1.0
                 hits.append(VectorHit(id_, float(stored @ query) / norms))
         hits.sort(key=lambda hit: (-hit.similarity, hit.id))
         self._done("query", fail_after)
-        return hits[: max(k, 0)] if user_count else []
+        return hits[: max(k, 0)] if space_count else []
 
-    async def scan(self, user_id: int | None = None) -> list[VectorMeta]:
-        """Metadata of every stored vector of one owner, or of all owners."""
+    async def scan(self, space_id: int | None = None) -> list[VectorMeta]:
+        """Metadata of every stored vector of one space, or of all spaces."""
         fail_after = self._call("scan")
         found = [
-            VectorMeta(r.id, r.user_id, r.created_at, r.digest, written_at)
+            VectorMeta(r.id, r.space_id, r.created_at, r.digest, written_at)
             for r, written_at in self._current.values()
-            if user_id is None or r.user_id == user_id
+            if space_id is None or r.space_id == space_id
         ]
         self._done("scan", fail_after)
         return found

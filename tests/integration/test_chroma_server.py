@@ -35,17 +35,17 @@ async def test_save_recall_forget_check_through_the_server(server_engine: Memory
     writes, reads, index = server_engine.writes, server_engine.reads, server_engine.index
     await server_engine.users.register(user_id=1)
     await server_engine.users.register(user_id=2)
-    saved = await writes.save(user_id=1, text="my passport is in the blue drawer")
-    await writes.save_many(user_id=1, texts=["buy milk", "water the plants"])
-    await writes.save(user_id=2, text="someone else's passport")
-    hits = await reads.recall(user_id=1, query="where did I leave my passport")
+    saved = await writes.save(space_id=1, text="my passport is in the blue drawer")
+    await writes.save_many(space_id=1, texts=["buy milk", "water the plants"])
+    await writes.save(space_id=2, text="someone else's passport")
+    hits = await reads.recall(space_id=1, query="where did I leave my passport")
     assert hits[0].memory.id == saved.memory.id
-    assert all(h.memory.user_id == 1 for h in hits)
-    await writes.forget(user_id=1, memory_id=saved.memory.id)
+    assert all(h.memory.space_id == 1 for h in hits)
+    await writes.forget(space_id=1, memory_id=saved.memory.id)
     report = await index.check()
     assert (report.sql_count, report.vector_count, report.drift) == (3, 3, False)
-    assert await writes.forget_all(user_id=1) == 2
-    assert (await index.check(user_id=2)).vector_count == 1
+    assert await writes.forget_all(space_id=1) == 2
+    assert (await index.check(space_id=2)).vector_count == 1
 
 
 async def test_commit_failure_is_compensated_on_the_server(
@@ -54,6 +54,6 @@ async def test_commit_failure_is_compensated_on_the_server(
     await server_engine.users.register(user_id=1)
     faults.fail(Step.COMMIT)
     with pytest.raises(CommitFailed):
-        await server_engine.writes.save(user_id=1, text="never lands")
+        await server_engine.writes.save(space_id=1, text="never lands")
     report = await server_engine.index.check()
     assert (report.sql_count, report.vector_count, report.drift) == (0, 0, False)

@@ -101,8 +101,8 @@ async def test_edit_commit_failure_restores_the_old_vector(
     ids = await seed(engine)
     faults.fail(Step.COMMIT)
     with pytest.raises(CommitFailed):
-        await engine.writes.edit(user_id=1, memory_id=ids[0], text="somewhere else entirely")
-    hits = await engine.reads.recall(user_id=1, query="where is my passport")
+        await engine.writes.edit(space_id=1, memory_id=ids[0], text="somewhere else entirely")
+    hits = await engine.reads.recall(space_id=1, query="where is my passport")
     assert hits[0].memory.id == ids[0]
     assert hits[0].memory.text == "my passport is in the blue drawer"
-    assert not (await engine.index.check(user_id=1)).stale
+    assert not (await engine.index.check(space_id=1)).stale

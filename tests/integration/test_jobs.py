@@ -31,14 +31,14 @@ QUERIES = ["where is my passport", "spare key", "when is the dentist", "birthday
 async def seed(engine: MemoryEngine) -> list[str]:
     await engine.users.register(user_id=1)
     await engine.users.register(user_id=2)
-    saved = await engine.writes.save_many(user_id=1, texts=TEXTS)
-    await engine.writes.save(user_id=2, text="someone else's note")
+    saved = await engine.writes.save_many(space_id=1, texts=TEXTS)
+    await engine.writes.save(space_id=2, text="someone else's note")
     return [str(r.memory.id) for r in saved]
 
 
 async def answers(engine: MemoryEngine) -> list[list[str]]:
     return [
-        [str(h.memory.id) for h in await engine.reads.recall(user_id=1, query=q)] for q in QUERIES
+        [str(h.memory.id) for h in await engine.reads.recall(space_id=1, query=q)] for q in QUERIES
     ]
 
 
@@ -57,7 +57,7 @@ async def test_sweep_repairs_every_kind_of_damage(engine: MemoryEngine, reopen: 
     assert isinstance(vectors, ChromaIndex)
     shard = vectors._collection(vectors.shard_of(1))  # corrupt metadata in place
     [meta] = shard.get(ids=[ids[4]], include=["metadatas"])["metadatas"]
-    shard.update(ids=[ids[4]], metadatas=[{**meta, "user_id": 9}])
+    shard.update(ids=[ids[4]], metadatas=[{**meta, "space_id": 9}])
     damaged = await engine.index.check()
     assert (len(damaged.missing), len(damaged.orphans), len(damaged.stale)) == (2, 1, 3)
     outcome = await runs.sweep(engine, grace_s=0)
@@ -102,7 +102,7 @@ async def test_a_running_engine_follows_a_reindex_made_elsewhere(
     assert await engine.index.follow_generation()
     assert not await engine.index.follow_generation()
     assert engine.index.generation == elsewhere.index.generation
-    saved = await engine.writes.save(user_id=1, text="written after the switch")
+    saved = await engine.writes.save(space_id=1, text="written after the switch")
     assert await answers(engine) == before
     report = await elsewhere.index.check()
     assert not report.drift

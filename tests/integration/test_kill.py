@@ -102,9 +102,9 @@ async def test_kill_loop_loses_no_acknowledged_save(
     assert kills == KILLS
     engine = await open_fresh(reopen)
     await runs.sweep(engine, grace_s=0)
-    report = await engine.index.check(user_id=1)
+    report = await engine.index.check(space_id=1)
     assert not report.drift, report.as_dict()
-    page = await engine.reads.page(user_id=1, limit=ITEMS * 2)
+    page = await engine.reads.page(space_id=1, limit=ITEMS * 2)
     texts = [m.text for m in page.items]
     assert sorted(texts) == sorted(f"ingested item {i}" for i in range(ITEMS))  # once each
     assert report.vector_count == ITEMS

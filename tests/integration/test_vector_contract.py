@@ -17,7 +17,7 @@ from engine.vector_index import Vector, VectorIndex, VectorRecord, VectorRef
 from storage.vectors import ChromaIndex
 from tests.fakes.vector_index import InMemoryVectorIndex
 
-SHARDS = 4  # users 1 and 5 share shard 1, user 2 is alone in shard 2
+SHARDS = 4  # spaces 1 and 5 share shard 1, space 2 is alone in shard 2
 DIM = 8
 QUERY: Vector = np.eye(DIM, dtype=np.float32)[0]
 
@@ -35,8 +35,8 @@ def noise(seed: int) -> Vector:
     return vector / np.linalg.norm(vector)
 
 
-def rec(id_: str, user_id: int, embedding: Vector, digest: str = "d1") -> VectorRecord:
-    return VectorRecord(id_, user_id, embedding, created_at=1_700_000_000, digest=digest)
+def rec(id_: str, space_id: int, embedding: Vector, digest: str = "d1") -> VectorRecord:
+    return VectorRecord(id_, space_id, embedding, created_at=1_700_000_000, digest=digest)
 
 
 def refs(*records: VectorRecord) -> list[VectorRef]:
@@ -47,8 +47,8 @@ async def ids_of(index: VectorIndex, *wanted: VectorRef) -> set[str]:
     return {r.id for r in await index.fetch(list(wanted))}
 
 
-async def top(index: VectorIndex, user_id: int, k: int, user_count: int) -> list[str]:
-    hits = await index.query(user_id=user_id, embedding=QUERY, k=k, user_count=user_count)
+async def top(index: VectorIndex, space_id: int, k: int, space_count: int) -> list[str]:
+    hits = await index.query(space_id=space_id, embedding=QUERY, k=k, space_count=space_count)
     return [hit.id for hit in hits]
 
 
@@ -76,7 +76,7 @@ async def test_fetch_returns_what_upsert_wrote(index: VectorIndex) -> None:
     written = rec("a", 1, noise(1), digest="abc")
     await index.upsert([written])
     [got] = await index.fetch([written.ref])
-    assert (got.id, got.user_id, got.created_at, got.digest) == ("a", 1, 1_700_000_000, "abc")
+    assert (got.id, got.space_id, got.created_at, got.digest) == ("a", 1, 1_700_000_000, "abc")
     assert got.embedding.dtype == np.float32
     np.testing.assert_allclose(got.embedding, written.embedding, rtol=1e-6)
 
@@ -120,11 +120,11 @@ async def test_vectors_are_reached_through_their_owners_shard(index: VectorIndex
 async def test_query_returns_best_first_as_cosine(index: VectorIndex) -> None:
     sims = {"far": -0.3, "mid": 0.5, "same": 1.0, "near": 0.9, "low": 0.1}
     await index.upsert([rec(id_, 1, toward(s, 1 + i)) for i, (id_, s) in enumerate(sims.items())])
-    hits = await index.query(user_id=1, embedding=QUERY, k=10, user_count=5)
+    hits = await index.query(space_id=1, embedding=QUERY, k=10, space_count=5)
     assert [hit.id for hit in hits] == ["same", "near", "mid", "low", "far"]
     for hit in hits:
         assert hit.similarity == pytest.approx(sims[hit.id], abs=1e-4)
-    assert await top(index, 1, k=2, user_count=5) == ["same", "near"]
+    assert await top(index, 1, k=2, space_count=5) == ["same", "near"]
 
 
 async def test_query_never_returns_another_owners_vectors(index: VectorIndex) -> None:
@@ -132,24 +132,24 @@ async def test_query_never_returns_another_owners_vectors(index: VectorIndex) ->
     same_shard = [rec(f"five{i}", 5, toward(0.99, 2)) for i in range(2)]
     elsewhere = [rec(f"two{i}", 2, toward(0.99, 3)) for i in range(4)]
     await index.upsert(mine + same_shard + elsewhere)
-    assert await top(index, 1, k=3, user_count=12) == ["mine11", "mine10", "mine09"]
-    assert set(await top(index, 5, k=10, user_count=2)) == {"five0", "five1"}
-    assert len(await top(index, 2, k=3, user_count=4)) == 3  # k is respected
-    assert await top(index, 9, k=10, user_count=1) == []  # shard 1, but owns nothing
+    assert await top(index, 1, k=3, space_count=12) == ["mine11", "mine10", "mine09"]
+    assert set(await top(index, 5, k=10, space_count=2)) == {"five0", "five1"}
+    assert len(await top(index, 2, k=3, space_count=4)) == 3  # k is respected
+    assert await top(index, 9, k=10, space_count=1) == []  # shard 1, but owns nothing
 
 
 async def test_query_of_empty_index_or_owner_is_empty(index: VectorIndex) -> None:
-    assert await top(index, 1, k=5, user_count=3) == []
+    assert await top(index, 1, k=5, space_count=3) == []
     await index.upsert([rec("a", 1, noise(1))])
-    assert await top(index, 1, k=5, user_count=0) == []
-    assert await top(index, 1, k=5, user_count=1) == ["a"]
+    assert await top(index, 1, k=5, space_count=0) == []
+    assert await top(index, 1, k=5, space_count=1) == ["a"]
 
 
 async def test_dense_owner_gets_only_theirs_in_order(index: VectorIndex) -> None:
     mine = [rec(f"m{i:02d}", 1, toward(0.02 * i, 1 + i % 7)) for i in range(30)]
     close = [rec(f"x{i}", 5, toward(0.995, 2)) for i in range(4)]
-    await index.upsert(mine + close)  # user 1 holds 30 of the 34 vectors of shard 1
-    assert await top(index, 1, k=5, user_count=30) == ["m29", "m28", "m27", "m26", "m25"]
+    await index.upsert(mine + close)  # space 1 holds 30 of the 34 vectors of shard 1
+    assert await top(index, 1, k=5, space_count=30) == ["m29", "m28", "m27", "m26", "m25"]
 
 
 async def test_dense_owner_outnumbered_near_the_query_still_gets_theirs(
@@ -158,7 +158,7 @@ async def test_dense_owner_outnumbered_near_the_query_still_gets_theirs(
     mine = [rec(f"m{i:02d}", 1, toward(-0.5 + 0.01 * i, 1 + i % 7)) for i in range(20)]
     crowd = [rec(f"x{i:02d}", 5, toward(0.9 + 0.001 * i, 2)) for i in range(40)]
     await index.upsert(mine + crowd)  # a third of the shard, but the crowd is nearer
-    assert await top(index, 1, k=3, user_count=20) == ["m19", "m18", "m17"]
+    assert await top(index, 1, k=3, space_count=20) == ["m19", "m18", "m17"]
 
 
 async def test_scan_reports_metadata_for_one_owner_or_all(index: VectorIndex) -> None:
@@ -168,7 +168,7 @@ async def test_scan_reports_metadata_for_one_owner_or_all(index: VectorIndex) ->
     everything = {meta.id: meta for meta in await index.scan()}
     assert sorted(everything) == ["a", "b", "c"]
     a = everything["a"]
-    assert (a.user_id, a.created_at, a.digest) == (1, 1_700_000_000, "da")
+    assert (a.space_id, a.created_at, a.digest) == (1, 1_700_000_000, "da")
     assert all(before <= meta.written_at <= after for meta in everything.values())
     assert [meta.id for meta in await index.scan(5)] == ["b"]
     assert await index.scan(3) == []
@@ -189,11 +189,11 @@ async def test_next_generation_is_built_beside_and_switched_to(index: VectorInde
     await index.upsert([new], generation=2)
     assert (index.generation, await index.count()) == (1, 1)
     assert await ids_of(index, old.ref, new.ref) == {"old"}
-    assert await top(index, 1, k=5, user_count=1) == ["old"]
+    assert await top(index, 1, k=5, space_count=1) == ["old"]
     await index.switch_generation(2)
     assert (index.generation, await index.count()) == (2, 1)
     assert await ids_of(index, old.ref, new.ref) == {"new"}
-    assert await top(index, 1, k=5, user_count=1) == ["new"]
+    assert await top(index, 1, k=5, space_count=1) == ["new"]
     assert [meta.id for meta in await index.scan()] == ["new"]
     await index.switch_generation(1)  # the old generation is intact until dropped
     assert await ids_of(index, old.ref, new.ref) == {"old"}
@@ -210,7 +210,7 @@ async def test_dropping_the_current_or_an_empty_generation(index: VectorIndex) -
     await index.drop_generation(index.generation)
     assert await index.count() == 0
     assert await index.fetch([VectorRef("a", 1)]) == []
-    assert await top(index, 1, k=5, user_count=1) == []
+    assert await top(index, 1, k=5, space_count=1) == []
     await index.upsert([rec("c", 1, noise(3))])  # the current generation is usable again
     assert await ids_of(index, VectorRef("c", 1)) == {"c"}
     assert await index.count() == 1
@@ -221,14 +221,14 @@ async def test_batches_split_across_shards_and_chunks(
 ) -> None:
     monkeypatch.setattr(storage.vectors, "CALL_CHUNK", 3)
     monkeypatch.setattr(storage.vectors, "SCAN_PAGE", 7)
-    records = [rec(f"r{i:02d}", i % 6, noise(i)) for i in range(40)]  # 6 owners, 4 shards
+    records = [rec(f"r{i:02d}", i % 6, noise(i)) for i in range(40)]  # 6 spaces, 4 shards
     await index.upsert(records)
     assert await index.count() == 40
     assert await ids_of(index, *refs(*records)) == {r.id for r in records}
     scanned = [meta.id for meta in await index.scan()]
     assert sorted(scanned) == sorted(r.id for r in records)
     assert sorted(meta.id for meta in await index.scan(1)) == [
-        r.id for r in records if r.user_id == 1
+        r.id for r in records if r.space_id == 1
     ]
     await index.delete(refs(*records[:25]))
     assert await ids_of(index, *refs(*records)) == {r.id for r in records[25:]}

@@ -31,7 +31,7 @@ async def save_then_die() -> None:
 
     UnitOfWork._commit = die  # type: ignore[method-assign]
     print("READY", flush=True)
-    await engine.writes.save(user_id=1, text="a save that never commits")
+    await engine.writes.save(space_id=1, text="a save that never commits")
 
 
 async def ingest(start: int, stop: int) -> None:
@@ -43,7 +43,7 @@ async def ingest(start: int, stop: int) -> None:
         await asyncio.gather(
             *(
                 engine.writes.save(
-                    user_id=1, text=f"ingested item {i}", chat_id=SOURCE_CHAT, message_id=i
+                    space_id=1, text=f"ingested item {i}", chat_id=SOURCE_CHAT, message_id=i
                 )
                 for i in range(first, last)
             )

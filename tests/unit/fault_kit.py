@@ -16,13 +16,13 @@ from engine.faults import Step
 
 Op = Callable[[MemoryEngine, list[uuid.UUID]], Awaitable[Any]]
 OPS: dict[str, Op] = {
-    "save": lambda e, ids: e.writes.save(user_id=1, text="the spare key is under the mat"),
+    "save": lambda e, ids: e.writes.save(space_id=1, text="the spare key is under the mat"),
     "save_many": lambda e, ids: e.writes.save_many(
-        user_id=1, texts=[f"bulk memory number {i}" for i in range(150)]
+        space_id=1, texts=[f"bulk memory number {i}" for i in range(150)]
     ),
-    "edit": lambda e, ids: e.writes.edit(user_id=1, memory_id=ids[0], text="changed text"),
-    "forget": lambda e, ids: e.writes.forget(user_id=1, memory_id=ids[0]),
-    "forget_all": lambda e, ids: e.writes.forget_all(user_id=1),
+    "edit": lambda e, ids: e.writes.edit(space_id=1, memory_id=ids[0], text="changed text"),
+    "forget": lambda e, ids: e.writes.forget(space_id=1, memory_id=ids[0]),
+    "forget_all": lambda e, ids: e.writes.forget_all(space_id=1),
 }
 WRITE_STEPS = [Step.FLUSH, Step.VECTOR_WRITE, Step.COMMIT]
 EXPECTED: dict[Step, type[WriteFailed]] = {
@@ -37,15 +37,15 @@ async def seed(engine: MemoryEngine) -> list[uuid.UUID]:
     for user_id in (1, 2):
         await engine.users.register(user_id=user_id)
     mine = await engine.writes.save_many(
-        user_id=1, texts=["my passport is in the blue drawer", "buy oat milk", "dentist friday"]
+        space_id=1, texts=["my passport is in the blue drawer", "buy oat milk", "dentist friday"]
     )
-    await engine.writes.save(user_id=2, text="user two keeps this")
+    await engine.writes.save(space_id=2, text="user two keeps this")
     return [result.memory.id for result in mine]
 
 
 async def snapshot(engine: MemoryEngine, user_id: int) -> tuple[dict[str, str], set[str]]:
     """(SQL id → text, vector ids) for one user."""
-    page = await engine.reads.page(user_id=user_id, limit=1000)
+    page = await engine.reads.page(space_id=user_id, limit=1000)
     vectors = await engine.stores.vectors.scan(user_id)
     return {str(m.id): m.text for m in page.items}, {v.id for v in vectors}
 

@@ -31,7 +31,7 @@ VECTOR_CALL = {  # the index method each path writes with
 def stored(index: InMemoryVectorIndex) -> Stored:
     """Everything the fake holds: id → (owner, digest, embedding bytes)."""
     return {
-        id_: (record.user_id, record.digest, record.embedding.tobytes())
+        id_: (record.space_id, record.digest, record.embedding.tobytes())
         for id_, record in index.records.items()
     }
 

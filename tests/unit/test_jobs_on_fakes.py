@@ -24,9 +24,9 @@ async def test_expiry_deletes_from_both_stores(fake_engine: MemoryEngine) -> Non
     await fake_engine.users.register(user_id=1)
     past = utcnow() - timedelta(minutes=1)
     for i in range(7):
-        await fake_engine.writes.save(user_id=1, text=f"fleeting {i}", expires_at=past)
+        await fake_engine.writes.save(space_id=1, text=f"fleeting {i}", expires_at=past)
     kept = await fake_engine.writes.save(
-        user_id=1, text="lasting", expires_at=utcnow() + timedelta(days=1)
+        space_id=1, text="lasting", expires_at=utcnow() + timedelta(days=1)
     )
     told: list[tuple[int, int]] = []
 
@@ -39,7 +39,7 @@ async def test_expiry_deletes_from_both_stores(fake_engine: MemoryEngine) -> Non
     assert told == [(1, 7)]
     report = await fake_engine.index.check()
     assert (report.sql_count, report.vector_count, report.drift) == (1, 1, False)
-    assert [m.id for m in (await fake_engine.reads.page(user_id=1)).items] == [kept.memory.id]
+    assert [m.id for m in (await fake_engine.reads.page(space_id=1)).items] == [kept.memory.id]
 
 
 async def test_sweep_never_touches_a_vector_within_its_grace_period(
@@ -69,7 +69,7 @@ async def test_a_save_in_flight_during_a_sweep_is_not_swept(fake_engine: MemoryE
 
     UnitOfWork._commit = slow_commit  # type: ignore[method-assign]
     try:
-        saving = asyncio.create_task(fake_engine.writes.save(user_id=1, text="in flight"))
+        saving = asyncio.create_task(fake_engine.writes.save(space_id=1, text="in flight"))
         await vector_written.wait()
         UnitOfWork._commit = real_commit  # type: ignore[method-assign]
         sweeping = asyncio.create_task(runs.sweep(fake_engine))
@@ -79,7 +79,7 @@ async def test_a_save_in_flight_during_a_sweep_is_not_swept(fake_engine: MemoryE
     finally:
         UnitOfWork._commit = real_commit  # type: ignore[method-assign]
     assert swept.counts["orphans_deleted"] == 0
-    report = await fake_engine.index.check(user_id=1)
+    report = await fake_engine.index.check(space_id=1)
     assert (report.sql_count, report.vector_count, report.drift) == (1, 1, False)
     assert saved.created
 

@@ -126,10 +126,10 @@ async def test_a_taken_chat_message_becomes_source_taken(
     async def first(uow: UnitOfWork) -> None:
         uow.session.add(UserRow(id=1))
         await uow.flush()
-        uow.session.add(MemoryRow(user_id=1, text="a", chat_id=5, message_id=6))
+        uow.session.add(MemoryRow(space_id=1, author_id=1, text="a", chat_id=5, message_id=6))
 
     async def second(uow: UnitOfWork) -> None:
-        uow.session.add(MemoryRow(user_id=1, text="b", chat_id=5, message_id=6))
+        uow.session.add(MemoryRow(space_id=1, author_id=1, text="b", chat_id=5, message_id=6))
         await uow.flush()
 
     await run(db, store, first, op="seed")

@@ -122,7 +122,7 @@ async def test_replacing_upsert_restores_the_previous_vector_when_the_commit_fai
     new_id = uuid.uuid4()
 
     async def body(uow: UnitOfWork) -> None:
-        uow.session.add(MemoryRow(id=new_id, user_id=1, text="new"))
+        uow.session.add(MemoryRow(id=new_id, space_id=1, author_id=1, text="new"))
         await uow.flush()
         changed = [record(old_id, value=0.9, digest="d2"), record(new_id)]
         await uow.upsert_vectors(changed, replacing=True)

@@ -67,7 +67,7 @@ def saving(memory_id: uuid.UUID, *, user: bool = True) -> Body:
         if user:
             uow.session.add(UserRow(id=1))
             await uow.flush()
-        uow.session.add(MemoryRow(id=memory_id, user_id=1, text="buy milk"))
+        uow.session.add(MemoryRow(id=memory_id, space_id=1, author_id=1, text="buy milk"))
         await uow.flush()
         await uow.upsert_vectors([record(memory_id)], replacing=False)
 

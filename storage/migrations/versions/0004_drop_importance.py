@@ -23,6 +23,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("memories") as batch:
-        batch.add_column(
-            sa.Column("importance", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("importance", sa.Integer(), nullable=False, server_default="0"))
