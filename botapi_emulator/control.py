@@ -6,6 +6,8 @@ import dataclasses
 
 from aiohttp import web
 
+from botapi_emulator.chat_senders import ChatSenders
+from botapi_emulator.group_setup import GroupSetup
 from botapi_emulator.state import EmulatorState
 from botapi_emulator.users import UserActivity
 
@@ -13,14 +15,20 @@ from botapi_emulator.users import UserActivity
 class ControlApi:
     """JSON endpoints mirroring the in-process API: inject, break things, observe."""
 
-    def __init__(self, state: EmulatorState, users: UserActivity) -> None:
+    def __init__(
+        self, state: EmulatorState, users: UserActivity, groups: GroupSetup, senders: ChatSenders
+    ) -> None:
         self._state = state
         self._users = users
+        self._groups = groups
+        self._senders = senders
 
     def add_routes(self, app: web.Application) -> None:
         """Register every /control/ route on `app`."""
         control = {"message": self._message, "edit": self._edit, "press": self._press}
         control |= {"fault": self._fault, "slow": self._slow, "block": self._block}
+        control |= {"group": self._group, "anonymous": self._anonymous}
+        control |= {"channel_forward": self._channel_forward}
         for name, handler in control.items():
             app.router.add_post(f"/control/{name}", handler)
         app.router.add_get("/control/sent", self._sent)
@@ -34,6 +42,39 @@ class ControlApi:
             chat_id=body.get("chat_id"),
             first_name=body.get("first_name", "Test"),
             username=body.get("username"),
+            reply_to=body.get("reply_to"),
+            thread_id=body.get("thread_id"),
+        )
+        return web.json_response({"message_id": message_id})
+
+    async def _group(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._groups.create_group(
+            int(body["chat_id"]),
+            title=str(body["title"]),
+            kind=body.get("kind", "supergroup"),
+            forum=bool(body.get("forum", False)),
+            admins=[int(a) for a in body.get("admins", [])],
+            members=[int(m) for m in body.get("members", [])],
+            creator=body.get("creator"),
+        )
+        return web.json_response({"ok": True})
+
+    async def _anonymous(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        message_id = self._senders.anonymous_admin_message(
+            int(body["chat_id"]),
+            str(body["text"]),
+            reply_to=body.get("reply_to"),
+            thread_id=body.get("thread_id"),
+            author_signature=body.get("author_signature"),
+        )
+        return web.json_response({"message_id": message_id})
+
+    async def _channel_forward(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        message_id = self._senders.channel_forward(
+            int(body["chat_id"]), int(body["channel_id"]), str(body["text"])
         )
         return web.json_response({"message_id": message_id})
 

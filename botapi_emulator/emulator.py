@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from botapi_emulator.chat_senders import ChatSenders
+from botapi_emulator.commands import CallbackQueries
 from botapi_emulator.control import ControlApi
+from botapi_emulator.group_setup import GroupSetup
 from botapi_emulator.methods import BotApiMethods
 from botapi_emulator.model import SentMessage
 from botapi_emulator.server import ApiServer
@@ -27,9 +30,29 @@ class BotApiEmulator:
     ) -> None:
         self.state = EmulatorState(token, bot_username)
         self.users = UserActivity(self.state)
+        self.groups = GroupSetup(self.state)
+        self.chat_senders = ChatSenders(self.state)
         methods = BotApiMethods(self.state, lambda sent: self.record_sent(sent))  # overridable
-        control = ControlApi(self.state, self.users)
+        control = ControlApi(self.state, self.users, self.groups, self.chat_senders)
         self.server = ApiServer(self.state, methods, control, host=host, port=port)
+        # Faults, groups and channels, composed: each name is the bound method documented there.
+        self.fail = self.state.faults.fail  # the next calls of a method fail (retry_after: 429)
+        self.slow = self.state.faults.slow  # the next calls of a method are slow
+        self.block = self.state.faults.block  # sends to a chat answer 403 until unblock()
+        self.unblock = self.state.faults.unblock
+        self.create_group = self.groups.create_group
+        self.create_channel = self.groups.create_channel
+        self.create_topic = self.groups.create_topic
+        self.add_member = self.groups.add_member
+        self.remove_member = self.groups.remove_member
+        self.promote = self.groups.promote
+        self.demote = self.groups.demote
+        self.set_bot_status = self.groups.set_bot_status
+        self.set_bot_admin = self.groups.set_bot_admin
+        self.anonymous_admin_message = self.chat_senders.anonymous_admin_message
+        self.message_as_channel = self.chat_senders.message_as_channel
+        self.channel_forward = self.chat_senders.channel_forward
+        self.channel_post = self.chat_senders.channel_post
 
     # ---- serving -----------------------------------------------------------------------------
     @property
@@ -84,7 +107,7 @@ class BotApiEmulator:
     @property
     def commands(self) -> list[dict[str, Any]]:
         """The command list last set with setMyCommands (any scope)."""
-        return self.state.commands
+        return self.state.command_sets.latest
 
     @property
     def confirmed_offset(self) -> int:
@@ -111,9 +134,21 @@ class BotApiEmulator:
         return self.state.updates.signal
 
     @property
-    def _callbacks(self) -> _CallbackIds:
+    def _callbacks(self) -> CallbackQueries:
         """Legacy `emulator._callbacks.add(query_id)` (tests/e2e/test_fuzz.py): add_callback()."""
-        return _CallbackIds(self.state)
+        return self.state.callbacks
+
+    @property
+    def group_send_limit(self) -> int | None:
+        """Bot messages a group takes per minute before 429 (Telegram: 20); None: no limit.
+
+        Groups made up by writing into an unregistered id (see user_message) are never limited.
+        """
+        return self.state.limits.group_per_minute
+
+    @group_send_limit.setter
+    def group_send_limit(self, per_minute: int | None) -> None:
+        self.state.limits.group_per_minute = per_minute
 
     # ---- injecting user activity -------------------------------------------------------------
     def user_message(
@@ -125,8 +160,11 @@ class BotApiEmulator:
         first_name: str = "Test",
         username: str | None = None,
         entities: list[dict[str, Any]] | None = None,
+        reply_to: int | None = None,
+        thread_id: int | None = None,
     ) -> int:
-        """Queue a text message from a user; returns its message_id."""
+        """Queue a text message from a user (in their private chat unless chat_id is a group they
+        are in); reply_to: an earlier message of the chat; thread_id: a forum topic."""
         return self.users.user_message(
             user_id,
             text,
@@ -134,6 +172,8 @@ class BotApiEmulator:
             first_name=first_name,
             username=username,
             entities=entities,
+            reply_to=reply_to,
+            thread_id=thread_id,
         )
 
     def user_photo(
@@ -190,7 +230,7 @@ class BotApiEmulator:
 
     def add_callback(self, query_id: str) -> None:
         """Accept one answer to a callback query with this id (for hand-made updates)."""
-        self.state.add_callback(query_id)
+        self.state.callbacks.add(query_id)
 
     # ---- observing ---------------------------------------------------------------------------
     def sent(self, chat_id: int | None = None) -> list[SentMessage]:
@@ -223,41 +263,3 @@ class BotApiEmulator:
     def bot_message(self, sent: SentMessage) -> dict[str, Any]:
         """The Message object Telegram returns for a bot message."""
         return self.state.bot_message(sent)
-
-    # ---- faults ------------------------------------------------------------------------------
-    def fail(
-        self,
-        method: str,
-        *,
-        status: int = 500,
-        times: int = 1,
-        retry_after: int | None = None,
-        description: str | None = None,
-    ) -> None:
-        """Make the next `times` calls of `method` ("*" = any) fail; retry_after implies 429."""
-        self.state.faults.fail(
-            method, status=status, times=times, retry_after=retry_after, description=description
-        )
-
-    def slow(self, method: str, *, delay: float, times: int = 1) -> None:
-        """Make the next `times` calls of `method` sleep `delay` seconds before being handled."""
-        self.state.faults.slow(method, delay=delay, times=times)
-
-    def block(self, user_id: int) -> None:
-        """Every send to this chat answers 403 until unblock()."""
-        self.state.faults.block(user_id)
-
-    def unblock(self, user_id: int) -> None:
-        """Undo block()."""
-        self.state.faults.unblock(user_id)
-
-
-class _CallbackIds:
-    """Write-only view of the open callback query ids: add() accepts one answer to an id."""
-
-    def __init__(self, state: EmulatorState) -> None:
-        self._state = state
-
-    def add(self, query_id: str) -> None:
-        """Accept one answer to a callback query with this id."""
-        self._state.add_callback(query_id)

@@ -10,6 +10,7 @@ from botapi_emulator.errors import bad_request, not_modified
 from botapi_emulator.formatting import MAX_CAPTION, MAX_TEXT, format_text
 from botapi_emulator.markup import check_markup
 from botapi_emulator.model import SentMessage, Upload
+from botapi_emulator.outgoing import outgoing_placement
 from botapi_emulator.params import Handler, flag_param, int_param
 from botapi_emulator.state import EmulatorState
 
@@ -39,16 +40,19 @@ class MessageMethods:
         text = str(params.get("text") or "")
         mode = params.get("parse_mode") or None
         plain, entities = format_text(text, mode, params.get("entities"), limit=MAX_TEXT)
+        markup = check_markup(params.get("reply_markup"))
+        reply_to, thread_id = outgoing_placement(self._state, chat_id, params)
         sent = SentMessage(
             chat_id,
             self._state.next_message_id(chat_id),
             text,
             mode,
-            check_markup(params.get("reply_markup")),
+            markup,
             date=int(time.time()),
             plain=plain,
             entities=entities,
-            reply_to=self._reply_to(chat_id, params),
+            reply_to=reply_to,
+            thread_id=thread_id,
         )
         self._on_sent(sent)
         return self._state.bot_message(sent)
@@ -78,7 +82,7 @@ class MessageMethods:
     async def answer_callback(self, params: dict[str, Any]) -> bool:
         """answerCallbackQuery: once per query, noted in callback_answers."""
         query_id = str(params.get("callback_query_id") or "")
-        if not self._state.close_callback(query_id):
+        if not self._state.callbacks.close(query_id):
             raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
@@ -109,20 +113,23 @@ class MessageMethods:
             plain, entities = format_text(
                 caption, mode, params.get("caption_entities"), limit=MAX_CAPTION, what="caption"
             )
+        markup = check_markup(params.get("reply_markup"))
+        reply_to, thread_id = outgoing_placement(self._state, chat_id, params)
         sent = SentMessage(
             chat_id,
             self._state.next_message_id(chat_id),
             None,
             mode,
-            check_markup(params.get("reply_markup")),
+            markup,
             upload.data,
             upload.file_name,
             caption,
             date=int(time.time()),
             plain=plain,
             entities=entities,
-            reply_to=self._reply_to(chat_id, params),
+            reply_to=reply_to,
             file_id=file_id,
+            thread_id=thread_id,
         )
         self._on_sent(sent)
         return self._state.bot_message(sent)
@@ -133,10 +140,15 @@ class MessageMethods:
         return True
 
     async def delete_message(self, params: dict[str, Any]) -> bool:
-        """deleteMessage: a user message is forgotten, a bot message marked deleted."""
+        """deleteMessage: a user message is forgotten (in a group only by an admin bot), a bot
+        message marked deleted."""
         chat_id = self._chat_id(params)
-        if self._state.delete_user_message(chat_id, int_param(params, "message_id") or 0):
-            return True
+        message_id = int_param(params, "message_id") or 0
+        if self._state.user_message(chat_id, message_id) is not None:
+            group = self._state.chats.group(chat_id)
+            if group is not None and not group.implicit and group.bot_status != "administrator":
+                raise bad_request("message can't be deleted")
+            return self._state.delete_user_message(chat_id, message_id)
         self._find(params, "message to delete not found").deleted = True
         self._state.message_changed()
         return True
@@ -151,6 +163,9 @@ class MessageMethods:
         if chat_id is None:
             raise bad_request("chat not found")
         self._state.faults.check_chat(chat_id)
+        group = self._state.chats.group(chat_id)
+        if group is not None and (error := group.bot_access_error(write=True)) is not None:
+            raise error
         return chat_id
 
     def _find(self, params: dict[str, Any], missing: str) -> SentMessage:
@@ -161,16 +176,3 @@ class MessageMethods:
         if sent is None or sent.deleted:
             raise bad_request(missing)
         return sent
-
-    def _reply_to(self, chat_id: int, params: dict[str, Any]) -> int | None:
-        reply = params.get("reply_parameters")
-        reply = reply if isinstance(reply, dict) else {}
-        message_id = reply.get("message_id") or int_param(params, "reply_to_message_id")
-        if message_id is None:
-            return None
-        found = self._state.user_message(chat_id, int(message_id)) is not None
-        if not found and self._state.sent_message(chat_id, int(message_id)) is None:
-            if not reply.get("allow_sending_without_reply"):
-                raise bad_request("message to be replied not found")
-            return None
-        return int(message_id)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botapi_emulator.errors import ApiError, bad_request
+from botapi_emulator.members import MemberMethods
 from botapi_emulator.messaging import MessageMethods
 from botapi_emulator.model import SentMessage
 from botapi_emulator.params import Handler, flag_param, int_param, scope_key
@@ -15,6 +16,20 @@ from botapi_emulator.state import EmulatorState
 
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 _ACCEPTED = ("setmydescription", "setmyshortdescription", "setmyname", "setchatmenubutton")
+_GIFT_TYPES = (
+    "unlimited_gifts",
+    "limited_gifts",
+    "unique_gifts",
+    "premium_subscription",
+    "gifts_from_channels",
+)
+_MEMBER_PERMISSIONS = {  # a new group's defaults: members write anything, change nothing
+    **dict.fromkeys(("can_send_messages", "can_send_audios", "can_send_documents"), True),
+    **dict.fromkeys(("can_send_photos", "can_send_videos", "can_send_video_notes"), True),
+    **dict.fromkeys(("can_send_voice_notes", "can_send_polls", "can_send_other_messages"), True),
+    **dict.fromkeys(("can_add_web_page_previews", "can_invite_users"), True),
+    **dict.fromkeys(("can_change_info", "can_pin_messages", "can_manage_topics"), False),
+}
 
 
 class BotApiMethods:
@@ -26,6 +41,7 @@ class BotApiMethods:
             "getme": self._get_me,
             "getupdates": self._get_updates,
             **MessageMethods(state, on_sent).handlers(),
+            **MemberMethods(state).handlers(),
             "setmycommands": self._set_commands,
             "getmycommands": self._get_commands,
             "deletemycommands": self._delete_commands,
@@ -80,14 +96,14 @@ class BotApiMethods:
                 raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(item.get("description") or "")) <= 256:
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self._state.set_commands(scope_key(params), commands)
+        self._state.command_sets.set(scope_key(params), commands)
         return True
 
     async def _get_commands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._state.get_commands(scope_key(params))
+        return self._state.command_sets.get(scope_key(params))
 
     async def _delete_commands(self, params: dict[str, Any]) -> bool:
-        self._state.delete_commands(scope_key(params))
+        self._state.command_sets.delete(scope_key(params))
         return True
 
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
@@ -125,4 +141,15 @@ class BotApiMethods:
         chat_id = int_param(params, "chat_id")
         if chat_id is None or not self._state.has_chat(chat_id):
             raise bad_request("chat not found")
-        return self._state.chat(chat_id) | {"accent_color_id": 0, "max_reaction_count": 11}
+        full = self._state.chat(chat_id) | {"accent_color_id": 0, "max_reaction_count": 11}
+        full["accepted_gift_types"] = dict.fromkeys(_GIFT_TYPES, False)
+        group = self._state.chats.group(chat_id)
+        if group is None:
+            return full
+        if (error := group.bot_access_error(write=False)) is not None:
+            raise error
+        if group.kind != "channel":
+            full["permissions"] = dict(_MEMBER_PERMISSIONS)
+        if group.linked_chat_id is not None:
+            full["linked_chat_id"] = group.linked_chat_id
+        return full

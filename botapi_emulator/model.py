@@ -28,6 +28,12 @@ class SentMessage:
     deleted: bool = False
     file_id: str | None = None
     edit_date: int | None = None
+    thread_id: int | None = None  # message_thread_id: a forum topic or a supergroup reply thread
+
+    @property
+    def force_reply(self) -> bool:
+        """Whether it was sent with a ForceReply reply_markup."""
+        return bool(self.reply_markup and self.reply_markup.get("force_reply"))
 
 
 @dataclass
@@ -48,14 +54,25 @@ def user_dict(user_id: int, first_name: str, username: str | None) -> dict[str, 
     return user
 
 
-def chat_dict(chat_id: int, user_id: int, first_name: str, username: str | None) -> dict[str, Any]:
-    """The Chat object a user writes in: their private chat, else a (super)group."""
-    if chat_id == user_id:
-        chat = {"id": chat_id, "type": "private", "first_name": first_name}
-        chat |= {"username": username} if username else {}
-        return chat
-    kind = "supergroup" if chat_id < -(10**12) else "group"
-    return {"id": chat_id, "type": kind, "title": f"Test group {chat_id}"}
+# The fake senders Telegram puts in `from` of messages sent on behalf of a chat.
+GROUP_ANONYMOUS_BOT: dict[str, Any] = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+CHANNEL_BOT: dict[str, Any] = {
+    "id": 136817688,
+    "is_bot": True,
+    "first_name": "Channel",
+    "username": "Channel_Bot",
+}
+
+
+def private_chat_dict(user_id: int, first_name: str, username: str | None) -> dict[str, Any]:
+    """The Chat object of a user's private chat with the bot."""
+    chat: dict[str, Any] = {"id": user_id, "type": "private", "first_name": first_name}
+    return chat | ({"username": username} if username else {})
 
 
 def private_chat(chat_id: int) -> dict[str, Any]:
@@ -85,6 +102,7 @@ def bot_message_dict(
     chat: dict[str, Any],
     upload: Upload | None,
     reply_to_message: dict[str, Any] | None,
+    is_topic_message: bool = False,
 ) -> dict[str, Any]:
     """The Message object Telegram returns for a bot message (`upload`: its document's file)."""
     msg: dict[str, Any] = {
@@ -93,6 +111,8 @@ def bot_message_dict(
         "chat": chat,
         "date": sent.date,
     }
+    if sent.thread_id is not None:
+        msg["message_thread_id"] = sent.thread_id
     key = "text" if sent.document is None else "caption"
     if upload is not None and sent.file_id is not None:
         msg["document"] = {
@@ -106,10 +126,12 @@ def bot_message_dict(
         msg[key] = sent.plain
     if sent.entities:
         msg["entities" if key == "text" else "caption_entities"] = sent.entities
-    if sent.reply_markup:
-        msg["reply_markup"] = sent.reply_markup
+    if sent.reply_markup and "inline_keyboard" in sent.reply_markup:
+        msg["reply_markup"] = sent.reply_markup  # Telegram echoes inline keyboards only
     if sent.edit_date is not None:
         msg["edit_date"] = sent.edit_date
     if reply_to_message is not None:
         msg["reply_to_message"] = reply_to_message
+    if is_topic_message:
+        msg["is_topic_message"] = True
     return msg

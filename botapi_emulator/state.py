@@ -7,7 +7,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from botapi_emulator.commands import CallbackQueries, CommandSets
 from botapi_emulator.faults import Faults
+from botapi_emulator.groups import ChatRegistry
+from botapi_emulator.limits import SendLimits
 from botapi_emulator.model import (
     SentMessage,
     Upload,
@@ -35,11 +38,14 @@ class EmulatorState:
         }
         self.calls: list[tuple[float, str, dict[str, Any]]] = []
         self.callback_answers: list[dict[str, Any]] = []
-        self.commands: list[dict[str, Any]] = []
         self.webhook_url = ""
         self.sent_signal = Signal()
         self.updates = UpdateQueue()
         self.faults = Faults()
+        self.chats = ChatRegistry()  # groups, supergroups and channels
+        self.limits = SendLimits()
+        self.callbacks = CallbackQueries()
+        self.command_sets = CommandSets()
         self._next_ids: dict[int, int] = {}
         self._user_msgs: dict[tuple[int, int], dict[str, Any]] = {}
         self._sent: list[SentMessage] = []
@@ -47,8 +53,6 @@ class EmulatorState:
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._files: dict[str, Upload] = {}
-        self._callbacks: set[str] = set()
-        self._command_sets: dict[str, list[dict[str, Any]]] = {}
         self._send_seconds: Counter[int] = Counter()
         self._t0 = time.monotonic()
 
@@ -105,14 +109,14 @@ class EmulatorState:
 
     def chat(self, chat_id: int) -> dict[str, Any]:
         """The Chat object for a chat id (a private chat if never seen)."""
-        return self._chats.get(chat_id) or private_chat(chat_id)
+        return self.chats.chat_object(chat_id) or self._chats.get(chat_id) or private_chat(chat_id)
 
     def has_chat(self, chat_id: int) -> bool:
-        """Whether a user ever wrote in this chat."""
-        return chat_id in self._chats
+        """Whether a user ever wrote in this private chat, or it is a known group or channel."""
+        return chat_id in self._chats or self.chats.group(chat_id) is not None
 
     def add_chat(self, chat: dict[str, Any]) -> None:
-        """Remember (or replace) a Chat object."""
+        """Remember (or replace) the Chat object of a private chat."""
         self._chats[int(chat["id"])] = chat
 
     def user(self, user_id: int) -> dict[str, Any]:
@@ -122,6 +126,18 @@ class EmulatorState:
     def add_user(self, user: dict[str, Any]) -> None:
         """Remember (or replace) a User object."""
         self._users[int(user["id"])] = user
+
+    def knows_user(self, user_id: int) -> bool:
+        """Whether this user ever wrote or was put in a group."""
+        return user_id in self._users
+
+    def message_dict(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """Any message of a chat (a user's or the bot's) as a reply_to_message: no nested reply."""
+        found = self._user_msgs.get((chat_id, message_id))
+        if found is not None:
+            return {k: v for k, v in found.items() if k != "reply_to_message"}
+        sent = self._by_key.get((chat_id, message_id))
+        return None if sent is None or sent.deleted else self.bot_message(sent, nested=True)
 
     def user_message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
         """A message a user sent (its latest version), if still there."""
@@ -163,50 +179,19 @@ class EmulatorState:
         """A bot message by chat and id (deleted ones included)."""
         return self._by_key.get((chat_id, message_id))
 
-    def bot_message(self, sent: SentMessage) -> dict[str, Any]:
-        """The Message object Telegram returns for a bot message."""
+    def bot_message(self, sent: SentMessage, *, nested: bool = False) -> dict[str, Any]:
+        """The Message object Telegram returns for a bot message (nested: without its reply)."""
         upload = None
         if sent.document is not None and sent.file_id is not None:
             upload = self._files[sent.file_id]
-        reply_to = None
-        if sent.reply_to is not None:
-            reply_to = self._user_msgs.get((sent.chat_id, sent.reply_to))
+        topic = self.chats.is_topic(sent.chat_id, sent.thread_id)
+        shown = sent.reply_to if sent.reply_to is not None or not topic else sent.thread_id
+        reply = None if nested or shown is None else self.message_dict(sent.chat_id, shown)
         return bot_message_dict(
             sent,
             sender=self.bot_user,
             chat=self.chat(sent.chat_id),
             upload=upload,
-            reply_to_message=reply_to,
+            reply_to_message=reply,
+            is_topic_message=topic,
         )
-
-    # ---- callback queries and commands -------------------------------------------------------
-    def new_callback_id(self) -> str:
-        """A fresh callback query id, open for one answer."""
-        query_id = str(4_000_000_000_000 + len(self._callbacks) + 1)
-        self._callbacks.add(query_id)
-        return query_id
-
-    def add_callback(self, query_id: str) -> None:
-        """Accept one answer to a callback query with this id (for hand-made updates)."""
-        self._callbacks.add(query_id)
-
-    def close_callback(self, query_id: str) -> bool:
-        """Take the one answer a callback query gets; False if unknown or already answered."""
-        if query_id not in self._callbacks:
-            return False
-        self._callbacks.discard(query_id)
-        return True
-
-    def set_commands(self, scope: str, commands: list[dict[str, Any]]) -> None:
-        """setMyCommands for a scope key; `commands` shows the latest set."""
-        self._command_sets[scope] = commands
-        self.commands = commands
-
-    def get_commands(self, scope: str) -> list[dict[str, Any]]:
-        """getMyCommands for a scope key."""
-        return self._command_sets.get(scope, [])
-
-    def delete_commands(self, scope: str) -> None:
-        """deleteMyCommands for a scope key."""
-        if self._command_sets.pop(scope, None) is self.commands:
-            self.commands = []

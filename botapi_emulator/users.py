@@ -6,9 +6,10 @@ import mimetypes
 import time
 from typing import Any
 
+from botapi_emulator.compose import MessageComposer
 from botapi_emulator.formatting import command_entities
 from botapi_emulator.markup import button_data
-from botapi_emulator.model import Upload, caption_dict, chat_dict, user_dict
+from botapi_emulator.model import Upload, caption_dict, private_chat_dict, user_dict
 from botapi_emulator.state import EmulatorState
 
 
@@ -17,6 +18,7 @@ class UserActivity:
 
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
+        self._composer = MessageComposer(state)
 
     def user_message(
         self,
@@ -27,11 +29,20 @@ class UserActivity:
         first_name: str = "Test",
         username: str | None = None,
         entities: list[dict[str, Any]] | None = None,
+        reply_to: int | None = None,
+        thread_id: int | None = None,
     ) -> int:
-        """Queue a text message from a user; returns its message_id."""
+        """Queue a text message from a user; returns its message_id.
+
+        chat_id: the user's private chat by default, else a group the user is in (an id never
+        registered with create_group() is an open group, as before groups were modelled).
+        reply_to: an earlier message of that chat; thread_id: a forum topic.
+        """
         found = command_entities(text) if entities is None else entities
         extra: dict[str, Any] = {"text": text, **({"entities": found} if found else {})}
-        return self._user_update(user_id, chat_id, extra, first_name, username)
+        return self._user_update(
+            user_id, chat_id, extra, first_name, username, reply_to=reply_to, thread_id=thread_id
+        )
 
     def user_photo(
         self, user_id: int, caption: str | None = None, *, chat_id: int | None = None
@@ -75,6 +86,8 @@ class UserActivity:
         original = self._state.user_message(chat, message_id)
         if original is None:
             raise KeyError(f"no user message {message_id} in chat {chat}")
+        if original.get("from", {}).get("id") != user_id:
+            raise ValueError(f"message {message_id} in chat {chat} is not user {user_id}'s")
         edited = {k: v for k, v in original.items() if k != "entities"}
         edited |= {"text": new_text, "edit_date": int(time.time())}
         if found := command_entities(new_text):
@@ -98,7 +111,7 @@ class UserActivity:
             raise KeyError(f"the bot has no message {message_id} in chat {chat}")
         if strict and callback_data not in (buttons := button_data(sent.reply_markup)):
             raise ValueError(f"no button {callback_data!r} on message {message_id}: {buttons}")
-        query_id = self._state.new_callback_id()
+        query_id = self._state.callbacks.new_id()
         self._state.updates.push(
             {
                 "callback_query": {
@@ -123,15 +136,19 @@ class UserActivity:
         content: dict[str, Any],
         first_name: str = "Test",
         username: str | None = None,
+        *,
+        reply_to: int | None = None,
+        thread_id: int | None = None,
     ) -> int:
         chat_id = user_id if chat_id is None else chat_id
         user = user_dict(user_id, first_name, username)
+        if chat_id == user_id:
+            self._state.add_chat(private_chat_dict(user_id, first_name, username))
+        else:
+            self._state.chats.admit(chat_id, user_id)
         self._state.add_user(user)
-        chat = chat_dict(chat_id, user_id, first_name, username)
-        self._state.add_chat(chat)
-        message_id = self._state.next_message_id(chat_id)
-        message = {"message_id": message_id, "from": user, "chat": chat, "date": int(time.time())}
-        message |= content
-        self._state.put_user_message(chat_id, message)
+        message = self._composer.compose(
+            chat_id, {"from": user}, content, reply_to=reply_to, thread_id=thread_id
+        )
         self._state.updates.push({"message": message})
-        return message_id
+        return int(message["message_id"])
