@@ -120,7 +120,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
 
         bulk = [make_text(rng) for _ in range(1000 if q else 5000)]
         start = time.perf_counter()
-        await writes.save_many(user_id=heavy, texts=bulk)
+        await writes.save_many(space_id=heavy, texts=bulk)
         bulk_per_s = len(bulk) / (time.perf_counter() - start)
         counts[heavy] += len(bulk)
         raw_after = raw_encode()
@@ -132,7 +132,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
         n_seq = 50 if q else 200
         seq = [make_text(rng) for _ in range(n_seq)]
         save_ms = await timed(
-            partial(writes.save, user_id=seq_user, text=t, chat_id=1, message_id=i)
+            partial(writes.save, space_id=seq_user, text=t, chat_id=1, message_id=i)
             for i, t in enumerate(seq)
         )
         counts[seq_user] += n_seq
@@ -146,7 +146,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
 
         async def saver(uid: int) -> None:
             for _ in range(per_task):
-                await writes.save(user_id=uid, text=make_text(rng))
+                await writes.save(space_id=uid, text=make_text(rng))
 
         start = time.perf_counter()
         await asyncio.gather(*(saver(u) for u in conc_users))
@@ -168,7 +168,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
                 plan.append((uid, min(PER_SMALL, small_total)))
                 small_total -= PER_SMALL
             jobs = [(uid, [make_text(rng) for _ in range(n)]) for uid, n in plan]
-            await limited([partial(writes.save_many, user_id=u, texts=t) for u, t in jobs], 3)
+            await limited([partial(writes.save_many, space_id=u, texts=t) for u, t in jobs], 3)
             for uid, n in plan:
                 counts[uid] += n
             fill_s = time.perf_counter() - fill_start
@@ -178,9 +178,9 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
             users = [heavy if i % 2 == 0 else rng.choice(small) for i in range(n_q)]
             queries = [make_text(rng, QUERIES, "") for _ in range(n_q)]
             for i in range(4):  # warm-up: shard counts, HNSW segments in memory
-                await reads.recall(user_id=users[i], query=queries[i])
+                await reads.recall(space_id=users[i], query=queries[i])
             ms = await timed(
-                partial(reads.recall, user_id=u, query=t)
+                partial(reads.recall, space_id=u, query=t)
                 for u, t in zip(users, queries, strict=True)
             )
             by_size[str(size)] = {

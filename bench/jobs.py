@@ -187,7 +187,7 @@ async def run(args: argparse.Namespace, url: str, work: Path) -> tuple[dict[str,
             raise RuntimeError(f"reindex indexed {indexed}, the store holds {args.size}")
 
         async with engine.stores.reading() as repos:
-            index = await repos.memories.index(user_id=None)
+            index = await repos.memories.index(space_id=None)
         victims = rng.sample([(row[0], row[1]) for row in index], 2 * damage)
         lose_vector, lose_row = victims[:damage], victims[damage:]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import BotCommand, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -17,6 +18,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.actors import admitted
 from bot.context import CONTEXT_TYPES, BotApplication, BotContext
 from bot.handlers.admin import audit_command, dlq_command, role_command, stats_command
 from bot.handlers.basics import COMMANDS, cancel, help_command, not_text, start
@@ -27,9 +29,10 @@ from bot.handlers.broadcast import (
 )
 from bot.handlers.changing import edit_command, export_command, forget_command
 from bot.handlers.common import reply
-from bot.handlers.router import button_pressed, plain_message
+from bot.handlers.router import addressed_to_me, button_pressed, plain_message
 from bot.handlers.saving import edited_message, save_command
 from bot.handlers.searching import forget_all_command, list_command, recall_command
+from bot.logsafe import log_failure
 from bot.services import KEY, BotServices
 from engine.app import MemoryEngine
 from engine.settings import Settings
@@ -39,23 +42,34 @@ NEW = filters.UpdateType.MESSAGE
 TEXTUAL = filters.TEXT | filters.CAPTION
 
 
-async def drop_anonymous(update: Update, context: BotContext) -> None:
-    """Stop updates without a sender (channels, anonymous admins): not ours to remember."""
-    if update.effective_user is None:
+async def gate(update: Update, context: BotContext) -> None:
+    """Stop what is not ours (see `bot.actors.admitted`); make a private sender a known,
+    active user (again at once after a block)."""
+    if not admitted(update):
         raise ApplicationHandlerStop
+    chat = update.effective_chat
+    talks = update.message is not None or update.callback_query is not None  # not a block
+    if talks and chat is not None and chat.type == ChatType.PRIVATE:
+        await context.services.ensure_user(update)
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
-    """Point at /help for commands we do not know."""
-    await reply(update, "I don't know that command. See /help.")
+    """Point at /help for commands we do not know (in a group: only those named @us)."""
+    message = update.effective_message
+    assert message is not None
+    text = message.text or ""
+    named = "@" in (text.split(maxsplit=1) or [""])[0]  # `/cmd` alone may be another bot's
+    private = message.chat.type == ChatType.PRIVATE
+    if (private or named) and addressed_to_me(text, context.bot.username):
+        await reply(update, "I don't know that command. See /help.")
 
 
 async def record_failure(update: object, context: BotContext) -> None:
     """The one error handler: hand the failure to intake (which retries or parks it)."""
     if isinstance(update, Update) and context.error is not None:
         context.services.failures[update.update_id] = context.error
-    else:
-        log.error("error outside an update", exc_info=context.error)
+    elif context.error is not None:
+        log_failure(log, "error outside an update", error=context.error)
 
 
 def file_url_for(base_url: str) -> str:
@@ -108,7 +122,7 @@ def build_application(
         "broadcast_status": broadcast_status_command,
         "broadcast_cancel": broadcast_cancel_command,
     }
-    app.add_handler(TypeHandler(Update, drop_anonymous), group=-1)
+    app.add_handler(TypeHandler(Update, gate), group=-1)
     for name, handler in commands.items():
         app.add_handler(CommandHandler(name, handler, filters=NEW))
     app.add_handler(CallbackQueryHandler(button_pressed))

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
     check = sub.add_parser("check", help="compare SQL with Chroma; exit 1 on drift")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
-    check.add_argument("--user", type=int, default=None, help="one user's memories only")
+    check.add_argument(
+        "--user", type=int, default=None, help="one space: a user's or a group's id"
+    )
     check.set_defaults(handler=cmd_check)
     sub.add_parser("repair", help="make Chroma match SQL now (no grace period)").set_defaults(
         handler=cmd_repair

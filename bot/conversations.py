@@ -1,4 +1,5 @@
-"""Per-user conversation state (kept in SQL so it survives restarts) and the recall memo."""
+"""Conversation state per (chat, user), kept in SQL so it survives restarts; the recall memo;
+and forgetting a chat's traces after /forget_all."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ STATE_TIMEOUT = timedelta(minutes=10)
 
 
 class Awaiting(StrEnum):
-    """Every state a conversation can wait in; the values are what the users table stores."""
+    """Every state a conversation can wait in; the values are what is stored."""
 
     SAVE_TEXT = "awaiting_save"  # /save alone: the next message is the text
     RECALL_QUERY = "awaiting_recall"  # /recall alone: the next message is the question
@@ -29,23 +30,27 @@ KNOWN_STATES = frozenset(state.value for state in Awaiting)
 
 @dataclass(frozen=True)
 class Conversation:
-    """What the bot waits for from a user, with what it needs to continue."""
+    """What the bot waits for from a user in one chat, with what it needs to continue."""
 
     state: Awaiting
     payload: dict[str, Any]
 
 
 class ConversationStore:
-    """`/save` alone sets `Awaiting.SAVE_TEXT`; the user's next message completes it."""
+    """`/save` alone sets `Awaiting.SAVE_TEXT`; the user's next message in that chat completes it.
+
+    State is kept per (chat, user): a prompt started in one chat is completed only in that chat.
+    For an anonymous group administrator the "user" is the group itself.
+    """
 
     def __init__(self, stores: Stores, *, timeout: timedelta = STATE_TIMEOUT) -> None:
         self.stores = stores
         self.timeout = timeout
 
-    async def get(self, user_id: int) -> Conversation | None:
-        """The user's pending state, or None (none set, timed out, or unknown to this version)."""
+    async def get(self, chat_id: int, user_id: int) -> Conversation | None:
+        """The pending state, or None (none set, timed out, or unknown to this version)."""
         async with self.stores.reading() as repos:
-            pending = await repos.conversations.get(user_id)
+            pending = await repos.conversations.get(chat_id, user_id)
         if pending is None:
             return None
         state, payload, set_at = pending
@@ -54,52 +59,66 @@ class ConversationStore:
         return Conversation(Awaiting(state), payload)
 
     async def set(
-        self, user_id: int, state: Awaiting | None, payload: dict[str, Any] | None = None
+        self,
+        chat_id: int,
+        user_id: int,
+        state: Awaiting | None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
-        """Set (or with None, clear) the user's state."""
+        """Set (or with None, clear) what the bot waits for from `user_id` in `chat_id`."""
         async with self.stores.unit_of_work("conversation_state") as uow:
-            await uow.conversations.set(user_id, state.value if state else None, payload)
+            await uow.conversations.set(chat_id, user_id, state.value if state else None, payload)
 
-    async def clear(self, user_id: int) -> None:
-        """Forget what the bot was waiting for from `user_id`."""
-        await self.set(user_id, None)
+    async def clear(self, chat_id: int, user_id: int) -> None:
+        """Forget what the bot was waiting for from `user_id` in `chat_id`."""
+        await self.set(chat_id, user_id, None)
 
     async def take_confirmation(
-        self, user_id: int, state: Awaiting, nonce: str
+        self, chat_id: int, user_id: int, state: Awaiting, nonce: str
     ) -> Conversation | None:
         """The pending `state` if its nonce is `nonce`, now cleared; else None (button expired).
 
         Confirmation buttons carry the nonce of the question they answer, so a button under
         an older question (or a second tap) finds nothing to confirm.
         """
-        pending = await self.get(user_id)
+        pending = await self.get(chat_id, user_id)
         if pending is None or pending.state != state or pending.payload.get("nonce") != nonce:
             return None
-        await self.clear(user_id)
+        await self.clear(chat_id, user_id)
         return pending
 
 
 class RecallMemo:
-    """The query behind a user's latest recall message, for its "More" button."""
+    """The query behind a user's latest recall message in a chat, for its "More" button."""
 
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
 
-    async def remember(self, user_id: int, message_id: int, query: str) -> None:
-        """Keep `query` as the one shown in `message_id` (replacing the user's previous one)."""
+    async def remember(self, chat_id: int, user_id: int, message_id: int, query: str) -> None:
+        """Keep `query` as the one shown in `message_id` (replacing the previous one there)."""
         memo = json.dumps({"message_id": message_id, "query": query})
         async with self.stores.unit_of_work("recall_memo") as uow:
-            await uow.kv.set(_key(user_id), memo)
+            await uow.kv.set(memo_key(chat_id, user_id), memo)
 
-    async def query_for(self, user_id: int, message_id: int) -> str | None:
+    async def query_for(self, chat_id: int, user_id: int, message_id: int) -> str | None:
         """The query shown in `message_id`, or None if a newer recall replaced it."""
         async with self.stores.reading() as repos:
-            raw = await repos.kv.get(_key(user_id))
+            raw = await repos.kv.get(memo_key(chat_id, user_id))
         if raw is None:
             return None
         memo = json.loads(raw)
         return str(memo["query"]) if memo.get("message_id") == message_id else None
 
 
-def _key(user_id: int) -> str:
-    return f"recall:{user_id}"
+def memo_key(chat_id: int, user_id: int) -> str:
+    """The kv key of a recall memo: `recall:{chat}:{user}`."""
+    return f"recall:{chat_id}:{user_id}"
+
+
+async def purge_chat_traces(stores: Stores, chat_id: int) -> None:
+    """Drop what may still hold a chat's texts: its dead letters, recall memos and pending
+    conversation payloads, in one unit of work (after /forget_all of that chat's space)."""
+    async with stores.unit_of_work("purge_chat") as uow:
+        await uow.dead_letters.purge_chat(chat_id)
+        await uow.kv.delete_prefix(f"recall:{chat_id}:")
+        await uow.conversations.clear_chat(chat_id)

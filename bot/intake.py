@@ -12,6 +12,7 @@ from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.warnings import PTBUserWarning
 
+from bot.logsafe import describe_error
 from bot.processing import UpdateProcessor, updates_from
 
 __all__ = ["POLL_TIMEOUT_S", "PollingIntake", "UpdateProcessor", "seconds", "updates_from"]
@@ -50,7 +51,7 @@ class PollingIntake:
                 continue
             except Exception as error:  # network, server, or a reply we cannot read: retry
                 failures += 1
-                log.warning("getUpdates failed (%d): %r", failures, error)
+                log.warning("getUpdates failed (%d): %s", failures, describe_error(error))
                 await self._pause(min(30.0, 0.5 * 2**failures))
                 continue
             if raw is None:

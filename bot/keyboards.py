@@ -1,8 +1,11 @@
-"""Inline keyboards and their callback data: short, validated, tied to the user who owns them.
+"""Inline keyboards and their callback data: short, validated, tied to who they were made for.
 
-Callback data is `code:owner:arg` (e.g. `d:42:3f2a9c1b`), at most 64 bytes. The codes are the
-wire format of buttons already sitting in users' chats, so they never change; `Button` names
-them for what they do.
+Callback data is `code:owner:arg` (e.g. `d:42:3f2a9c1b`), at most 64 bytes. The owner is the
+user the button was made for, or the group's own (negative) id for an anonymous
+administrator's buttons (any administrator of that group may press those). The space a button
+acts on is never in the data: it is the chat of the message the button sits under. The codes
+and this layout are the wire format of buttons already sitting in users' chats, so they never
+change; `Button` names them for what they do.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ ARGUMENT = {  # what each button's argument must look like
     Button.CANCEL_BROADCAST: NONCE,
 }
 CALLBACK = re.compile(
-    "(" + "|".join(re.escape(code) for code in Button) + r"):(\d{1,20}):([0-9a-f]{0,32})"
+    "(" + "|".join(re.escape(code) for code in Button) + r"):(-?\d{1,20}):([0-9a-f]{0,32})"
 )
 
 

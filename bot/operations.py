@@ -32,7 +32,7 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     """Compare SQL with the vector index; exit 1 on drift."""
 
     async def work(engine: MemoryEngine) -> int:
-        report = await engine.index.check(user_id=args.user)
+        report = await engine.index.check(space_id=args.user)
         data = report.as_dict()
         if args.json:
             print(json.dumps(data, indent=2))

@@ -14,7 +14,9 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
+from bot.actors import thread_of
 from bot.context import BotApplication, services_of
+from bot.logsafe import describe_error, log_failure
 from bot.services import BotServices
 
 log = logging.getLogger("memorybot.intake")
@@ -48,13 +50,17 @@ class UpdateProcessor:
             except Exception as error:
                 letter_id = await self.services.ledger.park(
                     update_id=int(item["update_id"]),
-                    chat_id=None,
+                    chat_id=chat_in(item),
                     raw=item,
-                    error=f"unparseable: {error!r}",
+                    error=f"unparseable: {describe_error(error)}",
                     attempts=1,
                 )
-                log.exception(
-                    "update=%s unparseable, parked dead_letter=%s", item["update_id"], letter_id
+                log_failure(
+                    log,
+                    "update=%s unparseable, parked dead_letter=%s",
+                    item["update_id"],
+                    letter_id,
+                    error=error,
                 )
                 continue
             if update is not None:
@@ -86,9 +92,11 @@ class UpdateProcessor:
             if error is None:
                 return
             if isinstance(error, Forbidden):
-                log.warning("update=%s not answered: %s", update.update_id, error)
+                log.warning("update=%s not answered: %s", update.update_id, describe_error(error))
                 return
-            log.warning("update=%s attempt=%d failed: %r", update.update_id, attempt, error)
+            log.warning(
+                "update=%s attempt=%d failed: %s", update.update_id, attempt, describe_error(error)
+            )
             if attempt < self.attempts:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
         assert error is not None
@@ -110,15 +118,16 @@ class UpdateProcessor:
             update_id=update.update_id,
             chat_id=chat.id if chat else None,
             raw=update.to_dict(),
-            error=f"[{reference}] {error!r}",
+            error=f"[{reference}] {describe_error(error)}",
             attempts=self.attempts,
         )
-        log.error(
+        log_failure(
+            log,
             "update=%s parked dead_letter=%s ref=%s",
             update.update_id,
             letter_id,
             reference,
-            exc_info=error,
+            error=error,
         )
         if chat is not None:
             with contextlib.suppress(TelegramError):
@@ -126,7 +135,20 @@ class UpdateProcessor:
                     "😔 Sorry, something went wrong and I could not finish that. "
                     f"Reference: <code>{reference}</code>",
                     parse_mode=ParseMode.HTML,
+                    message_thread_id=thread_of(update),
                 )
+
+
+def chat_in(raw: dict[str, Any]) -> int | None:
+    """The chat id of a raw update, if it has one where messages keep it (best effort)."""
+    for value in raw.values():
+        if not isinstance(value, dict):
+            continue
+        message = value.get("message")
+        chat = (message if isinstance(message, dict) else value).get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+    return None
 
 
 def updates_from(raw: Sequence[dict[str, Any]], app: BotApplication) -> list[Update]:

@@ -69,11 +69,12 @@ def preview(text: str) -> str:
 
 
 def memory_line(number: int, memory: Memory) -> str:
-    """One numbered memory: its preview, then its short id, age and expiry."""
+    """One numbered memory: its preview, then its short id, age, forum topic and expiry."""
+    topic = f" · topic {memory.topic_id}" if memory.topic_id is not None else ""
     expiry = f" · ⏳ {memory.expires_at:%Y-%m-%d %H:%M}" if memory.expires_at else ""
     return (
         f"{number}. {esc(preview(memory.text))}\n"
-        f"    <code>{memory.short_id}</code> · {age(memory.created_at)}{expiry}"
+        f"    <code>{memory.short_id}</code> · {age(memory.created_at)}{topic}{expiry}"
     )
 
 
@@ -88,9 +89,12 @@ def recall_text(query: str, hits: list[RecallHit], start: int) -> str:
     return "\n".join(lines)
 
 
-def list_text(items: list[Memory], offset: int, total: int) -> str:
-    """One page of /list, numbered from `offset` + 1."""
+def list_text(items: list[Memory], offset: int, total: int, *, group: bool = False) -> str:
+    """One page of /list (of a personal space, or a group's), numbered from `offset` + 1."""
     if not items:
+        if group:
+            return "This group has no memories yet. Save one with /save <i>text</i>."
         return "You have no memories yet. Send me any text to save it."
-    header = f"🧠 Your memories {offset + 1}–{offset + len(items)} of {total}"
+    whose = "This group's memories" if group else "Your memories"
+    header = f"🧠 {whose} {offset + 1}–{offset + len(items)} of {total}"
     return "\n".join([header, *(memory_line(offset + i + 1, m) for i, m in enumerate(items))])

@@ -64,14 +64,15 @@ async def running_bot(
 
 
 def expiry_notifier(app: BotApplication) -> Notify:
-    """Tell a user which of their memories expired (used when EXPIRY_NOTIFY is on)."""
+    """Tell a space's chat (a user, or a group) which of its memories expired (used when
+    EXPIRY_NOTIFY is on)."""
 
-    async def notify(user_id: int, memories: list[Memory]) -> None:
+    async def notify(chat_id: int, memories: list[Memory]) -> None:
         lines = "\n".join(f"• {esc(preview(m.text))}" for m in memories[:20])
         more = f"\n…and {len(memories) - 20} more" if len(memories) > 20 else ""
         with contextlib.suppress(TelegramError):
             await app.bot.send_message(
-                user_id, f"⏳ These memories expired:\n{lines}{more}", parse_mode=ParseMode.HTML
+                chat_id, f"⏳ These memories expired:\n{lines}{more}", parse_mode=ParseMode.HTML
             )
 
     return notify

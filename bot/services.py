@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from telegram import Update
+from telegram import Update, User
+from telegram.constants import ChatType
 
+from bot.actors import Actor, actor_of, thread_of
 from bot.conversations import ConversationStore, RecallMemo
 from bot.ledger import UpdateLedger
+from bot.membership import GroupAdmins, MemberLookup
 from engine.admin import Role
 from engine.app import MemoryEngine
-from engine.errors import InvalidInput
+from engine.clock import utcnow
+from engine.errors import AlreadyExists, InvalidInput
+from engine.memory import is_expired
 
 KEY = "memorybot"  # where the Application keeps them: `app.bot_data[KEY]`
 
@@ -27,13 +32,13 @@ class ViewerOnly(InvalidInput):
 
 @dataclass
 class BotServices:
-    """The engine, conversation state, recall memo and update ledger, built once per process."""
+    """The engine, conversation state, recall memo, update ledger and the group-admin cache."""
 
     engine: MemoryEngine
     conversations: ConversationStore
     recalls: RecallMemo
     ledger: UpdateLedger
-    known_users: set[int] = field(default_factory=set)
+    admins: GroupAdmins = field(default_factory=GroupAdmins)
     failures: dict[int, BaseException] = field(default_factory=dict)
     wake_broadcasts: Callable[[], None] = lambda: None
 
@@ -47,39 +52,75 @@ class BotServices:
             ledger=UpdateLedger(engine.stores),
         )
 
-    async def permit(self, update: Update, *, write: bool, stores: bool = False) -> int | None:
-        """The sender's id if their role and quotas allow this operation; else reply and None.
+    async def permit(self, update: Update, *, write: bool, stores: bool = False) -> Actor | None:
+        """The actor if their role and quotas allow this operation; else reply and None.
+
+        Quotas count per acting user (a group speaker is registered, inactive, for that);
+        an anonymous administrator has no user row and no daily count. The stored-memories
+        cap is per space.
 
         Args:
             write: the operation changes memories (viewers may only read).
             stores: the operation adds a memory (checks the stored-memories quota too).
         """
-        user_id = await self.ensure_user(update)
+        actor = actor_of(update)
         engine = self.engine
         try:
-            if write and await engine.admin.role_of(user_id) == Role.VIEWER:
-                raise ViewerOnly()
+            if not actor.anonymous:
+                await self.ensure_user(update)
+                if write and await engine.admin.role_of(actor.id) == Role.VIEWER:
+                    raise ViewerOnly()
             if stores:
-                await engine.quotas.check_storage(user_id)
-            await engine.quotas.consume(user_id)
+                await engine.quotas.check_storage(actor.space_id)
+            if not actor.anonymous:
+                await engine.quotas.consume(actor.id)
         except InvalidInput as refusal:
             chat = update.effective_chat
             if chat is not None:
-                await chat.send_message(f"⚠️ {refusal}")
+                await chat.send_message(f"⚠️ {refusal}", message_thread_id=thread_of(update))
             return None
-        return user_id
+        return actor
 
-    async def ensure_user(self, update: Update) -> int:
-        """Register the sender once per process; returns their id."""
-        user = update.effective_user
+    async def ensure_user(self, update: Update) -> None:
+        """Make the sender a known user: in a private chat an active one (a broadcast
+        recipient, again at once after a block), in a group an inactive one.
+
+        Reads the user's row each time (no per-process cache that would outlive a block) and
+        writes only when they are new, come back in private, or changed their name.
+        """
+        user, chat = update.effective_user, update.effective_chat
         assert user is not None
-        if user.id not in self.known_users:
-            await self.engine.users.register(
-                user_id=user.id,
-                username=user.username,
-                first_name=user.first_name,
-                last_name=user.last_name,
-                language_code=user.language_code,
-            )
-            self.known_users.add(user.id)
-        return user.id
+        assert chat is not None
+        private = chat.type == ChatType.PRIVATE
+        known = await self.engine.users.get(user_id=user.id)
+        if (
+            known is not None
+            and (known.is_active or not private)
+            and (known.username, known.first_name) == (user.username, user.first_name)
+        ):
+            return
+        try:
+            await self._register(user, private=private)
+        except AlreadyExists:  # registered meanwhile from another chat: refresh that row
+            await self._register(user, private=private)
+
+    async def _register(self, user: User, *, private: bool) -> None:
+        await self.engine.users.register(
+            user_id=user.id,
+            username=user.username,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            language_code=user.language_code,
+            private=private,
+        )
+
+    async def administers(self, bot: MemberLookup, actor: Actor) -> bool:
+        """True if `actor` administers the group they act in (anonymous admins do)."""
+        return await self.admins.administers(bot, actor)
+
+    async def is_memory_source(self, actor: Actor, chat_id: int, message_id: int) -> bool:
+        """True if that message became a live memory of `actor` (edits of others are free)."""
+        async with self.engine.stores.reading() as repos:
+            found = await repos.memories.by_source([(chat_id, message_id)])
+        row = found.get((chat_id, message_id))
+        return row is not None and row.author_id == actor.id and not is_expired(row, utcnow())

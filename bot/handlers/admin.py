@@ -1,4 +1,5 @@
-"""Admin commands: /stats, /role, /audit, /dlq — refused (neutrally, and audited) for others."""
+"""Admin commands: /stats, /role, /audit, /dlq — refused (neutrally, and audited) for others,
+and only ever answered in a private chat (in a group they point there, showing nothing)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from telegram import Update
 
+from bot.actors import actor_of
 from bot.context import BotContext
-from bot.handlers.common import command_payload, reply, warn
+from bot.handlers.common import PRIVATE_ONLY, command_payload, reply, warn
 from bot.replies import esc
 from engine.admin import Role
 from engine.errors import InvalidInput
@@ -19,12 +21,16 @@ REFUSAL = "Sorry, that command is not available."
 
 
 async def is_admin(update: Update, context: BotContext, action: str) -> bool:
-    """True for admins; anyone else gets a neutral refusal and an audit entry."""
-    services = context.services
-    user_id = await services.ensure_user(update)
-    if await services.engine.admin.role_of(user_id) == Role.ADMIN:
+    """True for admins in a private chat; in a group everyone is pointed to a private chat;
+    anyone else gets a neutral refusal and an audit entry."""
+    actor = actor_of(update)
+    if not actor.private:
+        await reply(update, PRIVATE_ONLY)
+        return False
+    engine = context.services.engine
+    if await engine.admin.role_of(actor.id) == Role.ADMIN:
         return True
-    await services.engine.admin.audit(action=f"refused:{action}", actor_id=user_id, success=False)
+    await engine.admin.audit(action=f"refused:{action}", actor_id=actor.id, success=False)
     await reply(update, REFUSAL)
     return False
 
@@ -67,13 +73,11 @@ async def role_command(update: Update, context: BotContext) -> None:
     if len(parts) != 2 or parts[1].lower() not in roles:
         await reply(update, "Usage: /role <i>user_id|@username</i> <i>admin|user|viewer</i>")
         return
-    services = context.services
-    actor = await services.ensure_user(update)
     try:
-        target = await services.engine.admin.set_role(
-            actor_id=actor, target=parts[0], role=Role(parts[1].lower())
+        target = await context.services.engine.admin.set_role(
+            actor_id=actor_of(update).id, target=parts[0], role=Role(parts[1].lower())
         )
-    except InvalidInput as error:
+    except InvalidInput as error:  # UnknownTarget, AmbiguousTarget (asks for the numeric id)
         await warn(update, error)
         return
     await reply(update, f"✅ User {target} is now {parts[1].lower()}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from telegram import Update
 
+from bot.actors import actor_of
 from bot.context import BotContext
 from bot.handlers.common import reply
 
@@ -18,25 +19,41 @@ HELP = """<b>What I can do</b>
 /export — all your memories as a JSON file
 /cancel — stop what I am waiting for
 
-/save or /recall alone asks for the text in your next message."""
+/save or /recall alone asks for the text in your next message.
+
+<b>In groups</b>
+Memories saved in a group belong to the group: every member can /recall and /list them, and
+they never show anywhere else (your private memories never show in a group). I only read
+commands there: /save or /recall alone asks you to <i>reply</i> to my question.
+Editing or forgetting a memory is for its author or a group admin; /forget_all and /export
+are for group admins (the export comes to your private chat with me)."""
 
 COMMANDS = [
     ("save", "Remember something: /save [7d] text"),
     ("recall", "Find memories by meaning"),
     ("search", "Same as /recall"),
-    ("list", "Your memories, newest first"),
+    ("list", "This chat's memories, newest first"),
     ("edit", "Change a memory: /edit id text"),
     ("forget", "Forget one memory: /forget id"),
     ("forget_all", "Forget everything (asks first)"),
-    ("export", "Download your memories as JSON"),
+    ("export", "Download this chat's memories as JSON"),
     ("cancel", "Stop what I am waiting for"),
     ("help", "How to use me"),
 ]
 
 
+GROUP_WELCOME = (
+    "👋 I remember things for this group.\n"
+    "Save with /save <i>text</i>; find it with /recall <i>question</i> — every member can.\n"
+    "See /help for everything else."
+)
+
+
 async def start(update: Update, context: BotContext) -> None:
-    """Register the user and explain the bot in three lines."""
-    await context.services.ensure_user(update)
+    """Explain the bot in three lines (the gate registered a private sender already)."""
+    if actor_of(update).in_group:
+        await reply(update, GROUP_WELCOME)
+        return
     await reply(
         update,
         "👋 I remember things for you.\n"
@@ -51,11 +68,11 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 
 async def cancel(update: Update, context: BotContext) -> None:
-    """Reset the conversation state."""
-    services = context.services
-    user_id = await services.ensure_user(update)
-    pending = await services.conversations.get(user_id)
-    await services.conversations.clear(user_id)
+    """Reset the conversation state of the sender in this chat."""
+    conversations = context.services.conversations
+    actor = actor_of(update)
+    pending = await conversations.get(actor.space_id, actor.id)
+    await conversations.clear(actor.space_id, actor.id)
     await reply(update, "Cancelled." if pending else "Nothing to cancel.")
 
 

@@ -6,6 +6,7 @@ import secrets
 
 from telegram import Update
 
+from bot.actors import actor_of
 from bot.context import BotContext
 from bot.conversations import Awaiting
 from bot.handlers.admin import REFUSAL, admin_only, is_admin
@@ -36,26 +37,27 @@ async def broadcast_command(update: Update, context: BotContext) -> None:
     if text:
         await show_preview(update, context, text)
         return
-    services = context.services
-    await services.conversations.set(await services.ensure_user(update), Awaiting.BROADCAST_TEXT)
+    actor = actor_of(update)  # a private chat: admin_only answers nowhere else
+    await context.services.conversations.set(actor.space_id, actor.id, Awaiting.BROADCAST_TEXT)
     await reply(update, "What should I send to everyone? Send it as your next message.")
 
 
 async def show_preview(update: Update, context: BotContext, text: str) -> None:
-    """Show what would be sent and to how many; nothing is queued before Send."""
+    """Show what would be sent and to how many (private chats only); nothing is queued
+    before Send."""
     services = context.services
-    admin_id = await services.ensure_user(update)
     if not await is_admin(update, context, "broadcast"):
         return
+    admin = actor_of(update)
     nonce = secrets.token_hex(4)
     await services.conversations.set(
-        admin_id, Awaiting.BROADCAST_CONFIRMATION, {"nonce": nonce, "text": text}
+        admin.space_id, admin.id, Awaiting.BROADCAST_CONFIRMATION, {"nonce": nonce, "text": text}
     )
     count = await services.engine.broadcasts.recipients()
     await reply(
         update,
         f"📣 <b>Preview</b>: this goes to <b>{count}</b> active users.\n\n{esc(text)}",
-        broadcast_keyboard(admin_id, nonce),
+        broadcast_keyboard(admin.id, nonce),
     )
 
 
@@ -68,7 +70,7 @@ async def broadcast_answered(update: Update, context: BotContext, callback: Call
         await query.answer(REFUSAL)
         return
     confirmed = await services.conversations.take_confirmation(
-        callback.owner, Awaiting.BROADCAST_CONFIRMATION, callback.arg
+        query.message.chat.id, callback.owner, Awaiting.BROADCAST_CONFIRMATION, callback.arg
     )
     if confirmed is None:
         await query.answer(EXPIRED)
@@ -89,14 +91,13 @@ async def broadcast_answered(update: Update, context: BotContext, callback: Call
 
 
 async def _admin_press(update: Update, context: BotContext) -> bool:
-    """True for admins; anyone else's press is audited as refused (the caller answers)."""
-    services = context.services
-    user_id = await services.ensure_user(update)
-    if await services.engine.admin.role_of(user_id) == Role.ADMIN:
+    """True for admins in a private chat; anyone else's press is audited as refused (the
+    caller answers)."""
+    engine = context.services.engine
+    actor = actor_of(update)
+    if actor.private and await engine.admin.role_of(actor.id) == Role.ADMIN:
         return True
-    await services.engine.admin.audit(
-        action="refused:broadcast_button", actor_id=user_id, success=False
-    )
+    await engine.admin.audit(action="refused:broadcast_button", actor_id=actor.id, success=False)
     return False
 
 
@@ -127,7 +128,7 @@ async def broadcast_cancel_command(update: Update, context: BotContext) -> None:
         await reply(update, "No broadcast is running.")
         return
     stopped = await services.engine.broadcasts.cancel(
-        broadcast_id=target, actor_id=await services.ensure_user(update)
+        broadcast_id=target, actor_id=actor_of(update).id
     )
     services.wake_broadcasts()
     await reply(

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden
 
+from bot import exporting
+from bot.actors import Actor, actor_of
 from bot.context import BotContext
-from bot.handlers.common import command_payload, pressed, reply, warn
+from bot.handlers.common import NOT_AUTHOR, command_payload, pressed, reply, warn
+from bot.handlers.guards import group_admin_or_refuse, may_change, refuse_change
 from bot.keyboards import Button, Callback
 from engine.clock import utcnow
 from engine.errors import InvalidInput
 
+START_FIRST = "Start me in a private chat first, then /export again."
+NO_FILES_FOR_ANONYMOUS = (
+    "I can't send files to an anonymous admin. Turn off “Remain anonymous”, or ask an admin "
+    "who is not anonymous to /export."
+)
+
 
 async def edit_command(update: Update, context: BotContext) -> None:
-    """/edit id text — replace a memory's text."""
+    """/edit id text — replace a memory's text (in a group: its author or an admin)."""
     message = update.effective_message
     assert message is not None
     ref, _, text = command_payload(message).partition(" ")
@@ -23,12 +33,17 @@ async def edit_command(update: Update, context: BotContext) -> None:
         await reply(update, "Usage: /edit <i>id</i> <i>new text</i>, e.g. /edit 3f2a9c1b oat milk")
         return
     services = context.services
-    user_id = await services.permit(update, write=True)
-    if user_id is None:
+    actor = await services.permit(update, write=True)
+    if actor is None:
         return
     try:
-        memory = await services.engine.reads.resolve(user_id=user_id, ref=ref)
-        memory = await services.engine.writes.edit(user_id=user_id, memory_id=memory.id, text=text)
+        memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=ref)
+        if not await may_change(context, actor, memory):
+            await refuse_change(update)
+            return
+        memory = await services.engine.writes.edit(
+            space_id=actor.space_id, memory_id=memory.id, text=text
+        )
     except InvalidInput as error:
         await warn(update, error)
         return
@@ -36,7 +51,7 @@ async def edit_command(update: Update, context: BotContext) -> None:
 
 
 async def forget_command(update: Update, context: BotContext) -> None:
-    """/forget id — forget one memory."""
+    """/forget id — forget one memory (in a group: its author or an admin)."""
     message = update.effective_message
     assert message is not None
     ref = command_payload(message)
@@ -44,12 +59,15 @@ async def forget_command(update: Update, context: BotContext) -> None:
         await reply(update, "Usage: /forget <i>id</i> — the id is shown by /list and /recall.")
         return
     services = context.services
-    user_id = await services.permit(update, write=True)
-    if user_id is None:
+    actor = await services.permit(update, write=True)
+    if actor is None:
         return
     try:
-        memory = await services.engine.reads.resolve(user_id=user_id, ref=ref.split()[0])
-        await services.engine.writes.forget(user_id=user_id, memory_id=memory.id)
+        memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=ref.split()[0])
+        if not await may_change(context, actor, memory):
+            await refuse_change(update)
+            return
+        await services.engine.writes.forget(space_id=actor.space_id, memory_id=memory.id)
     except InvalidInput as error:
         await warn(update, error)
         return
@@ -59,11 +77,13 @@ async def forget_command(update: Update, context: BotContext) -> None:
 async def forget_pressed(update: Update, context: BotContext, callback: Callback) -> str:
     """Undo under a save, or 🗑 under a recall result: forget that memory; returns the note."""
     services = context.services
-    if await services.permit(update, write=True) is None:
+    actor = await services.permit(update, write=True)
+    if actor is None:
         return "Not allowed"
-    owner = callback.owner
-    memory = await services.engine.reads.resolve(user_id=owner, ref=callback.arg)
-    await services.engine.writes.forget(user_id=owner, memory_id=memory.id)
+    memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=callback.arg)
+    if not await may_change(context, actor, memory):
+        return NOT_AUTHOR
+    await services.engine.writes.forget(space_id=actor.space_id, memory_id=memory.id)
     if callback.button == Button.UNDO_SAVE:
         await pressed(update).edit_message_text(
             f"↩️ Undone: <code>{memory.short_id}</code> forgotten.", parse_mode=ParseMode.HTML
@@ -72,29 +92,42 @@ async def forget_pressed(update: Update, context: BotContext, callback: Callback
 
 
 async def export_command(update: Update, context: BotContext) -> None:
-    """/export — every memory as a JSON document."""
-    services = context.services
-    user_id = await services.ensure_user(update)
-    memories = await services.engine.reads.export(user_id=user_id)
-    document = {
-        "exported_at": utcnow().isoformat(),
-        "user_id": user_id,
-        "count": len(memories),
-        "memories": [
-            {
-                "id": str(m.id),
-                "text": m.text,
-                "created_at": m.created_at.isoformat(),
-                "updated_at": m.updated_at.isoformat(),
-                "expires_at": m.expires_at.isoformat() if m.expires_at else None,
-            }
-            for m in memories
-        ],
-    }
-    chat = update.effective_chat
-    assert chat is not None
-    await chat.send_document(
-        document=json.dumps(document, ensure_ascii=False, indent=2).encode(),
-        filename=f"memorybot-export-{utcnow():%Y%m%d}.json",
-        caption=f"{len(memories)} memories",
-    )
+    """/export — the chat's memories as JSON files (from a group: to the admin, privately)."""
+    if actor_of(update).anonymous:
+        await reply(update, NO_FILES_FOR_ANONYMOUS)
+        return
+    if not await group_admin_or_refuse(update, context, "export"):
+        return
+    actor = await context.services.permit(update, write=False)
+    if actor is None:
+        return
+    try:
+        count = await send_export(context, actor)
+    except (Forbidden, BadRequest) as error:
+        if actor.private or (isinstance(error, BadRequest) and "not found" not in str(error)):
+            raise
+        await reply(update, START_FIRST)
+        return
+    if actor.in_group:
+        noun = "memory" if count == 1 else "memories"
+        await reply(update, f"📬 I sent this group's {count} {noun} to you in a private chat.")
+
+
+async def send_export(context: BotContext, actor: Actor) -> int:
+    """Send the space's memories to the actor's private chat; returns how many."""
+    memories = await context.services.engine.reads.export(space_id=actor.space_id)
+    now = utcnow()
+    parts = exporting.export_parts(memories, space_id=actor.space_id, now=now)
+    try:
+        for part in parts:
+            await context.bot.send_document(
+                chat_id=actor.id,
+                document=part.file.read(),  # one part in memory at a time
+                filename=exporting.part_name(now, part, len(parts)),
+                caption=exporting.part_caption(part, len(parts)),
+            )
+    finally:
+        for part in parts:
+            with contextlib.suppress(OSError):
+                part.close()
+    return len(memories)

@@ -1,16 +1,32 @@
-"""Helpers every handler uses: command text, HTML replies split to size, quiet button answers."""
+"""Helpers every handler uses: command text, HTML replies (in the right forum topic), reply
+prompts in groups, quiet button answers."""
 
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from bot.actors import actor_of, thread_of
+from bot.context import BotContext
+from bot.conversations import Awaiting
 from bot.replies import esc, split_message
 
 EXPIRED = "This button has expired."
+NOT_YOURS = "Not yours."
+NOT_AUTHOR = "Only the author or a group admin can change this memory."
+PRIVATE_ONLY = "Please use this in a private chat with me."
 
 
 def message_text(message: Message) -> str:
@@ -32,7 +48,8 @@ def command_payload(message: Message) -> str:
 async def reply(
     update: Update, html: str, keyboard: InlineKeyboardMarkup | None = None
 ) -> Message | None:
-    """Send `html` to the update's chat in parts below 4,096 characters; keyboard on the last."""
+    """Send `html` to the update's chat (and forum topic) in parts below 4,096 characters;
+    the keyboard goes on the last part."""
     chat = update.effective_chat
     if chat is None:
         return None
@@ -44,8 +61,50 @@ async def reply(
             parse_mode=ParseMode.HTML,
             reply_markup=keyboard if index == len(parts) - 1 else None,
             disable_web_page_preview=True,
+            message_thread_id=thread_of(update),
         )
     return sent
+
+
+async def ask_for_reply(update: Update, html: str, placeholder: str) -> Message:
+    """In a group: ask the sender to answer by replying (ForceReply, only for them)."""
+    message = update.effective_message
+    assert message is not None
+    return await message.chat.send_message(
+        html,
+        parse_mode=ParseMode.HTML,
+        reply_markup=ForceReply(selective=True, input_field_placeholder=placeholder),
+        reply_parameters=ReplyParameters(message_id=message.message_id),
+        message_thread_id=thread_of(update),
+    )
+
+
+async def ask(
+    update: Update,
+    context: BotContext,
+    state: Awaiting,
+    payload: dict[str, Any],
+    *,
+    private: str,
+    group: str,
+    placeholder: str,
+) -> None:
+    """Wait for the sender's next message in this chat: in private any message answers;
+    in a group only a reply to the prompt (its id is kept as `prompt_id`)."""
+    actor = actor_of(update)
+    conversations = context.services.conversations
+    if actor.private:
+        await conversations.set(actor.space_id, actor.id, state, payload)
+        await reply(update, private)
+        return
+    prompt = await ask_for_reply(update, group, placeholder)
+    payload = {**payload, "prompt_id": prompt.message_id}
+    await conversations.set(actor.space_id, actor.id, state, payload)
+
+
+def admin_only_here(command: str) -> str:
+    """The refusal of an administrators-only command to a member of a group."""
+    return f"Only a group admin can use /{command} in this group."
 
 
 async def warn(update: Update, error: Exception) -> None:

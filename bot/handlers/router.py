@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
 
+from bot.actors import Actor, actor_of
 from bot.context import BotContext
-from bot.conversations import Awaiting
+from bot.conversations import Awaiting, Conversation
 from bot.handlers.broadcast import broadcast_answered, show_preview
 from bot.handlers.changing import forget_pressed
-from bot.handlers.common import EXPIRED, answer_quietly, command_payload, message_text, reply
+from bot.handlers.common import (
+    EXPIRED,
+    NOT_YOURS,
+    answer_quietly,
+    command_payload,
+    message_text,
+    reply,
+)
 from bot.handlers.saving import pending_ttl, save_command, save_text
 from bot.handlers.searching import forget_all_answered, list_page, recall_more, run_recall
 from bot.keyboards import Button, Callback, parse_callback
@@ -69,24 +77,51 @@ ADMIN_BUTTONS = frozenset({Button.SEND_BROADCAST, Button.CANCEL_BROADCAST})
 
 
 async def plain_message(update: Update, context: BotContext) -> None:
-    """Text or caption: completes a pending /save, /recall or /broadcast, else saves (private)."""
+    """Text or caption: completes a pending /save, /recall or /broadcast, else saves (private).
+
+    In a group only a reply to the bot's own prompt counts (privacy mode): other chatter is
+    never saved or answered, and never completes a prompt.
+    """
     message = update.effective_message
     assert message is not None
-    services = context.services
-    user_id = await services.ensure_user(update)
     text = message_text(message)
     if message.caption and text.startswith("/"):
-        await caption_command(update, context, text)
+        if addressed_to_me(text, context.bot.username):
+            await caption_command(update, context, text)
         return
-    pending = await services.conversations.get(user_id)
+    actor = actor_of(update)
+    prompt = message.reply_to_message
+    if actor.in_group and (prompt is None or not sent_by(prompt, context.bot.id)):
+        return
+    services = context.services
+    pending = await services.conversations.get(actor.space_id, actor.id)
     continuation = CONTINUATIONS.get(pending.state) if pending is not None else None
-    if pending is not None and continuation is not None:
-        await services.conversations.clear(user_id)
+    if pending is not None and continuation is not None and answers(actor, prompt, pending):
+        await services.conversations.clear(actor.space_id, actor.id)
         await continuation(update, context, text, pending.payload)
         return
-    if message.chat.type != "private":
-        return
-    await save_text(update, context, text, None)
+    if actor.private:
+        await save_text(update, context, text, None)
+
+
+def sent_by(message: Message, user_id: int) -> bool:
+    """True if `user_id` sent `message`."""
+    return message.from_user is not None and message.from_user.id == user_id
+
+
+def answers(actor: Actor, reply_to: Message | None, pending: Conversation) -> bool:
+    """In private any message answers; in a group only a reply to that very prompt."""
+    if actor.private:
+        return True
+    prompt_id = pending.payload.get("prompt_id")
+    return reply_to is not None and prompt_id in (None, reply_to.message_id)
+
+
+def addressed_to_me(text: str, username: str) -> bool:
+    """A leading /command without @bot, or with this bot's @username."""
+    head = text.split(maxsplit=1)[0] if text.strip() else ""
+    _, at, name = head.partition("@")
+    return not at or name.lower() == username.lower()
 
 
 async def caption_command(update: Update, context: BotContext, caption: str) -> None:
@@ -98,19 +133,26 @@ async def caption_command(update: Update, context: BotContext, caption: str) -> 
         message = update.effective_message
         assert message is not None
         await run_recall(update, context, command_payload(message))
-    else:
+    elif actor_of(update).private:
         await reply(update, "In a caption I understand /save and /recall; see /help.")
 
 
 async def button_pressed(update: Update, context: BotContext) -> None:
-    """Every inline button: validated, owner-checked, then handed to its action."""
+    """Every inline button: validated, bound to its owner and chat, then handed to its action.
+
+    The owner (a user, or a group for an anonymous administrator's buttons) is in the data;
+    anyone else pressing gets "Not yours." (an anonymous administrator's button may be pressed
+    by any administrator of that group). The action acts on the pressed message's chat.
+    """
     query = update.callback_query
     assert query is not None
     callback = parse_callback(query.data)
-    if callback is None or callback.owner != query.from_user.id or query.message is None:
+    if callback is None or query.message is None or update.effective_chat is None:
         await answer_quietly(query, EXPIRED)
         return
-    await context.services.ensure_user(update)
+    if not await may_press(context, callback, actor_of(update)):
+        await answer_quietly(query, NOT_YOURS)
+        return
     if callback.button in ADMIN_BUTTONS:
         await broadcast_answered(update, context, callback)
         return
@@ -119,3 +161,14 @@ async def button_pressed(update: Update, context: BotContext) -> None:
     except InvalidInput:
         note = EXPIRED
     await answer_quietly(query, note)
+
+
+async def may_press(context: BotContext, callback: Callback, presser: Actor) -> bool:
+    """The owner, or for a group's own button (an anonymous administrator's) its admins."""
+    if callback.owner == presser.id:
+        return True
+    return (
+        callback.owner == presser.space_id
+        and presser.in_group
+        and (await context.services.administers(context.bot, presser))
+    )

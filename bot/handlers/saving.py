@@ -8,26 +8,34 @@ from typing import Any
 
 from telegram import Update
 
+from bot.actors import actor_of, topic_of
 from bot.context import BotContext
 from bot.conversations import Awaiting
-from bot.handlers.common import command_payload, message_text, reply, warn
+from bot.handlers.common import ask, command_payload, message_text, reply, warn
 from bot.keyboards import undo_keyboard
 from bot.ttl import BadTtl, describe, split_ttl
 from engine.clock import utcnow
 from engine.errors import InvalidInput
 
+SAVE_PROMPT = (
+    "What should I remember for this group? Reply to this message with the text (/cancel to stop)."
+)
+
 
 async def save_text(update: Update, context: BotContext, text: str, ttl: timedelta | None) -> None:
-    """Save `text` from this message (idempotent on chat and message id) and confirm."""
+    """Save `text` from this message into the chat's space (idempotent on chat and message id)
+    and confirm."""
     services = context.services
     message = update.effective_message
     assert message is not None
-    user_id = await services.permit(update, write=True, stores=True)
-    if user_id is None:
+    actor = await services.permit(update, write=True, stores=True)
+    if actor is None:
         return
     try:
         result = await services.engine.writes.save(
-            user_id=user_id,
+            space_id=actor.space_id,
+            author_id=actor.id,
+            topic_id=topic_of(message),
             text=text,
             chat_id=message.chat_id,
             message_id=message.message_id,
@@ -45,7 +53,7 @@ async def save_text(update: Update, context: BotContext, text: str, ttl: timedel
     await reply(
         update,
         f"✅ Saved <code>{memory.short_id}</code>{until}.",
-        undo_keyboard(user_id, memory.short_id),
+        undo_keyboard(actor.id, memory.short_id),
     )
 
 
@@ -61,11 +69,16 @@ async def save_command(update: Update, context: BotContext) -> None:
     if text:
         await save_text(update, context, text, ttl)
         return
-    services = context.services
-    user_id = await services.ensure_user(update)
     payload = {"ttl_s": int(ttl.total_seconds())} if ttl else {}
-    await services.conversations.set(user_id, Awaiting.SAVE_TEXT, payload)
-    await reply(update, "What should I remember? Send it as your next message (/cancel to stop).")
+    await ask(
+        update,
+        context,
+        Awaiting.SAVE_TEXT,
+        payload,
+        private="What should I remember? Send it as your next message (/cancel to stop).",
+        group=SAVE_PROMPT,
+        placeholder="What should I remember?",
+    )
 
 
 def pending_ttl(payload: dict[str, Any]) -> timedelta | None:
@@ -75,7 +88,7 @@ def pending_ttl(payload: dict[str, Any]) -> timedelta | None:
 
 
 async def edited_message(update: Update, context: BotContext) -> None:
-    """An edited chat message updates the memory made from it."""
+    """An edited chat message updates the memory made from it (other edits cost nothing)."""
     message = update.edited_message
     if message is None or not message_text(message) or message.from_user is None:
         return
@@ -88,11 +101,14 @@ async def edited_message(update: Update, context: BotContext) -> None:
         except BadTtl:
             text = command_payload(message)
     services = context.services
+    actor = actor_of(update)
+    if not await services.is_memory_source(actor, message.chat_id, message.message_id):
+        return
     if await services.permit(update, write=True) is None:
         return
     try:
         memory = await services.engine.writes.edit_by_source(
-            user_id=message.from_user.id,
+            author_id=actor.id,
             chat_id=message.chat_id,
             message_id=message.message_id,
             text=text,

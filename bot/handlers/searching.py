@@ -1,4 +1,7 @@
-"""Finding: /recall, /list and /forget_all, and the buttons on their replies."""
+"""Finding: /recall, /list and /forget_all, and the buttons on their replies.
+
+Everything acts on the space of the chat the command was sent (or the button pressed) in.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,20 @@ import secrets
 
 from telegram import InlineKeyboardMarkup, Update
 
+from bot.actors import actor_of
 from bot.context import BotContext
-from bot.conversations import Awaiting
-from bot.handlers.common import EXPIRED, command_payload, edit_quietly, pressed, reply, warn
+from bot.conversations import Awaiting, purge_chat_traces
+from bot.handlers.common import (
+    EXPIRED,
+    admin_only_here,
+    ask,
+    command_payload,
+    edit_quietly,
+    pressed,
+    reply,
+    warn,
+)
+from bot.handlers.guards import group_admin_or_refuse
 from bot.keyboards import (
     Button,
     Callback,
@@ -18,22 +32,24 @@ from bot.keyboards import (
 )
 from bot.replies import list_text, recall_text
 from engine.errors import InvalidInput
+from engine.memory import is_personal
 
 PAGE = 5
 LIST_PAGE = 10
 MAX_RESULTS = 50
+RECALL_PROMPT = "What are you looking for? Reply to this message with your question."
 
 
 async def render_recall(
-    context: BotContext, user_id: int, question: str, start: int
+    context: BotContext, space_id: int, owner: int, question: str, start: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """One page of results for `question` from `start`, with its buttons."""
+    """One page of results for `question` in one space from `start`, with `owner`'s buttons."""
     hits = await context.services.engine.reads.recall(
-        user_id=user_id, query=question, k=min(start + PAGE + 1, MAX_RESULTS)
+        space_id=space_id, query=question, k=min(start + PAGE + 1, MAX_RESULTS)
     )
     shown = hits[start : start + PAGE]
     keyboard = recall_keyboard(
-        user_id,
+        owner,
         [hit.memory.short_id for hit in shown],
         start=start,
         more=len(hits) > start + PAGE,
@@ -44,17 +60,17 @@ async def render_recall(
 async def run_recall(update: Update, context: BotContext, question: str) -> None:
     """Answer `question` with numbered results, delete buttons and a More button."""
     services = context.services
-    user_id = await services.permit(update, write=False)
-    if user_id is None:
+    actor = await services.permit(update, write=False)
+    if actor is None:
         return
     try:
-        text, keyboard = await render_recall(context, user_id, question, 0)
+        text, keyboard = await render_recall(context, actor.space_id, actor.id, question, 0)
     except InvalidInput as error:
         await warn(update, error)
         return
     sent = await reply(update, text, keyboard)
     if sent is not None:
-        await services.recalls.remember(user_id, sent.message_id, question)
+        await services.recalls.remember(actor.space_id, actor.id, sent.message_id, question)
 
 
 async def recall_command(update: Update, context: BotContext) -> None:
@@ -65,69 +81,91 @@ async def recall_command(update: Update, context: BotContext) -> None:
     if question:
         await run_recall(update, context, question)
         return
-    services = context.services
-    await services.conversations.set(await services.ensure_user(update), Awaiting.RECALL_QUERY)
-    await reply(update, "What are you looking for? Send it as your next message.")
+    await ask(
+        update,
+        context,
+        Awaiting.RECALL_QUERY,
+        {},
+        private="What are you looking for? Send it as your next message.",
+        group=RECALL_PROMPT,
+        placeholder="What are you looking for?",
+    )
 
 
 async def recall_more(update: Update, context: BotContext, callback: Callback) -> str:
     """More ▶ under a recall: the next page of the same question, in the same message."""
     query = pressed(update)
     assert query.message is not None
-    owner = callback.owner
-    question = await context.services.recalls.query_for(owner, query.message.message_id)
+    space, owner = query.message.chat.id, callback.owner
+    question = await context.services.recalls.query_for(space, owner, query.message.message_id)
     if question is None:
         return EXPIRED
-    body, keyboard = await render_recall(context, owner, question, int(callback.arg))
+    body, keyboard = await render_recall(context, space, owner, question, int(callback.arg))
     await edit_quietly(query, body, keyboard)
     return ""
 
 
 async def list_command(update: Update, context: BotContext) -> None:
-    """/list — a page of memories, newest first."""
+    """/list — a page of this chat's memories, newest first."""
     services = context.services
-    user_id = await services.permit(update, write=False)
-    if user_id is None:
+    actor = await services.permit(update, write=False)
+    if actor is None:
         return
-    page = await services.engine.reads.page(user_id=user_id, limit=LIST_PAGE)
-    keyboard = list_keyboard(user_id, offset=0, limit=LIST_PAGE, total=page.total)
-    await reply(update, list_text(page.items, 0, page.total), keyboard)
+    page = await services.engine.reads.page(space_id=actor.space_id, limit=LIST_PAGE)
+    keyboard = list_keyboard(actor.id, offset=0, limit=LIST_PAGE, total=page.total)
+    text = list_text(page.items, 0, page.total, group=actor.in_group)
+    await reply(update, text, keyboard)
 
 
 async def list_page(update: Update, context: BotContext, callback: Callback) -> str:
     """◀ Newer / Older ▶ under /list: show that page in the same message."""
-    owner, offset = callback.owner, int(callback.arg)
-    page = await context.services.engine.reads.page(user_id=owner, offset=offset, limit=LIST_PAGE)
-    keyboard = list_keyboard(owner, offset=offset, limit=LIST_PAGE, total=page.total)
-    await edit_quietly(pressed(update), list_text(page.items, offset, page.total), keyboard)
+    query = pressed(update)
+    assert query.message is not None
+    space, offset = query.message.chat.id, int(callback.arg)
+    page = await context.services.engine.reads.page(space_id=space, offset=offset, limit=LIST_PAGE)
+    keyboard = list_keyboard(callback.owner, offset=offset, limit=LIST_PAGE, total=page.total)
+    text = list_text(page.items, offset, page.total, group=not is_personal(space))
+    await edit_quietly(query, text, keyboard)
     return ""
 
 
 async def forget_all_command(update: Update, context: BotContext) -> None:
-    """/forget_all — ask for confirmation with a button."""
-    services = context.services
-    user_id = await services.permit(update, write=True)
-    if user_id is None:
+    """/forget_all — ask for confirmation with a button (in a group: administrators only)."""
+    if not await group_admin_or_refuse(update, context, "forget_all"):
         return
-    page = await services.engine.reads.page(user_id=user_id, limit=1)
+    services = context.services
+    actor = await services.permit(update, write=True)
+    if actor is None:
+        return
+    page = await services.engine.reads.page(space_id=actor.space_id, limit=1)
     if page.total == 0:
-        await reply(update, "You have no memories to forget.")
+        empty = "This group has no memories to forget." if actor.in_group else None
+        await reply(update, empty or "You have no memories to forget.")
         return
     nonce = secrets.token_hex(4)
-    await services.conversations.set(user_id, Awaiting.FORGET_ALL_CONFIRMATION, {"nonce": nonce})
+    await services.conversations.set(
+        actor.space_id, actor.id, Awaiting.FORGET_ALL_CONFIRMATION, {"nonce": nonce}
+    )
+    whose = "memories of this group" if actor.in_group else "of your memories"
     await reply(
         update,
-        f"This forgets all <b>{page.total}</b> of your memories, for good. Are you sure?",
-        confirm_keyboard(user_id, nonce),
+        f"This forgets all <b>{page.total}</b> {whose}, for good. Are you sure?",
+        confirm_keyboard(actor.id, nonce),
     )
 
 
 async def forget_all_answered(update: Update, context: BotContext, callback: Callback) -> str:
-    """Yes / Cancel under the /forget_all question (only the latest question counts)."""
+    """Yes / Cancel under the /forget_all question (only the latest question counts).
+
+    Yes forgets every memory of the chat's space, then what may still hold its texts: its
+    dead letters, recall memos and pending conversations.
+    """
     services = context.services
-    owner = callback.owner
+    actor = actor_of(update)
+    if actor.in_group and not await services.administers(context.bot, actor):
+        return admin_only_here("forget_all")
     confirmed = await services.conversations.take_confirmation(
-        owner, Awaiting.FORGET_ALL_CONFIRMATION, callback.arg
+        actor.space_id, callback.owner, Awaiting.FORGET_ALL_CONFIRMATION, callback.arg
     )
     if confirmed is None:
         return EXPIRED
@@ -135,6 +173,7 @@ async def forget_all_answered(update: Update, context: BotContext, callback: Cal
     if callback.button == Button.CANCEL_FORGET_ALL:
         await query.edit_message_text("Cancelled: nothing was forgotten.")
         return "Cancelled"
-    count = await services.engine.writes.forget_all(user_id=owner)
+    count = await services.engine.writes.forget_all(space_id=actor.space_id)
+    await purge_chat_traces(services.engine.stores, actor.space_id)
     await query.edit_message_text(f"🗑 Forgot all {count} memories.")
     return "Done"

@@ -65,14 +65,18 @@ class BotUnderTest:
         return sent[before:]
 
     async def press(self, user_id: int, message: SentMessage, index: int = 0) -> dict[str, Any]:
-        """Press the `index`-th inline button of `message`; returns the callback answer."""
+        """Press the `index`-th inline button of `message` (in its chat: a private chat or a
+        group); returns the callback answer."""
         markup = message.reply_markup or {}
         data = [b["callback_data"] for row in markup["inline_keyboard"] for b in row][index]
-        return await self.press_data(user_id, message.message_id, data)
+        return await self.press_data(user_id, message.message_id, data, chat_id=message.chat_id)
 
-    async def press_data(self, user_id: int, message_id: int, data: str) -> dict[str, Any]:
+    async def press_data(
+        self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> dict[str, Any]:
+        """Press `data` on a bot message in `chat_id` (default: the user's private chat)."""
         answered = len(self.emulator.callback_answers)
-        self.emulator.press_button(user_id, message_id, data)
+        self.emulator.press_button(user_id, message_id, data, chat_id=chat_id)
         for _ in range(200):
             if len(self.emulator.callback_answers) > answered:
                 return self.emulator.callback_answers[answered]

@@ -18,6 +18,7 @@ A, B = 101, 202
 SHORT_ID = re.compile(r"<code>([0-9a-f]{8})</code>")
 APOLOGY = "Sorry, something went wrong"
 EXPIRED = "This button has expired."
+NOT_YOURS = "Not yours."
 
 
 @pytest.fixture(autouse=True)
@@ -131,24 +132,25 @@ async def test_pending_state_is_per_user(bot: BotUnderTest) -> None:
 
 # ---- buttons: forged, stale, replayed ----------------------------------------------------------
 async def test_forged_buttons_expire_and_delete_nothing(bot: BotUnderTest) -> None:
+    """Malformed or stale data has expired; another owner's button is "Not yours." (issue 9)."""
     [theirs] = await bot.say(B, "B's locker code is 1234")
     [mine] = await bot.say(A, "A's locker code is 5678")
     forged = [
-        "d:999:deadbeef",
-        "garbage",
-        "",
-        f"d:{B}:{short_id(theirs)}",
-        f"u:{B}:{short_id(theirs)}",
-        f"fa:{B}:00000000",
-        f"d:{A}:deadbeef",
-        f"d:{A}:{short_id(theirs)}",
-        f"x:{A}:{short_id(mine)}",
-        f"d:{A}:{short_id(mine)}:extra",
+        ("d:999:deadbeef", NOT_YOURS),
+        ("garbage", EXPIRED),
+        ("", EXPIRED),
+        (f"d:{B}:{short_id(theirs)}", NOT_YOURS),
+        (f"u:{B}:{short_id(theirs)}", NOT_YOURS),
+        (f"fa:{B}:00000000", NOT_YOURS),
+        (f"d:{A}:deadbeef", EXPIRED),
+        (f"d:{A}:{short_id(theirs)}", EXPIRED),
+        (f"x:{A}:{short_id(mine)}", EXPIRED),
+        (f"d:{A}:{short_id(mine)}:extra", EXPIRED),
     ]
-    for data in forged:
+    for data, expected in forged:
         answer = await press_forged(bot, A, mine.message_id, data)
         assert answer is not None, data
-        assert answer["text"] == EXPIRED, data
+        assert answer["text"] == expected, data
     assert await texts(bot, A) == ["A's locker code is 5678"]
     assert await texts(bot, B) == ["B's locker code is 1234"]
     assert mine.edits == 0
@@ -214,7 +216,7 @@ async def test_forget_all_confirmation_works_once(bot: BotUnderTest) -> None:
     assert await texts(bot, A) == ["a new thing after the wipe"]
 
 
-async def test_forget_all_by_another_user_expires(bot: BotUnderTest) -> None:
+async def test_forget_all_by_another_user_is_not_theirs(bot: BotUnderTest) -> None:
     await bot.say(A, "A's thing")
     await bot.say(B, "B's thing")
     [prompt] = await bot.say(B, "/forget_all")
@@ -222,5 +224,5 @@ async def test_forget_all_by_another_user_expires(bot: BotUnderTest) -> None:
     [mine] = await bot.say(A, "/list")
     answer = await press_forged(bot, A, mine.message_id, data)
     assert answer is not None
-    assert answer["text"] == EXPIRED
+    assert answer["text"] == NOT_YOURS
     assert await texts(bot, B) == ["B's thing"]

@@ -58,7 +58,7 @@ async def test_webhook_saves_before_answering_and_checks_the_secret(
             url, json=update(3, "the boat key is blue", 3), headers=headers
         ) as ok:
             assert ok.status == 200
-            page = await reads.page(user_id=5)  # already saved when 200 arrives
+            page = await reads.page(space_id=5)  # already saved when 200 arrives
             assert [m.text for m in page.items] == ["the boat key is blue"]
         async with http.post(
             url, json=update(3, "the boat key is blue", 3), headers=headers
@@ -66,5 +66,5 @@ async def test_webhook_saves_before_answering_and_checks_the_secret(
             assert again.status == 200  # a redelivered update changes nothing
         async with http.post(url, data="not json", headers=headers) as junk:
             assert junk.status == 400
-    assert (await reads.page(user_id=5)).total == 1
+    assert (await reads.page(space_id=5)).total == 1
     assert len([m for m in emulator.sent(5) if "Saved" in (m.text or "")]) == 1
