@@ -100,4 +100,3 @@ async def test_export_counts_against_the_daily_quota(
             row = await repos.users.get(GRANTED)
         assert row is not None
         assert row.ops_today == before + 1
-
