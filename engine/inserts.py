@@ -1,8 +1,10 @@
-"""Inserting a batch of new memories: one flush → one vector upsert → one commit."""
+"""Inserting new memories: each batch is one flush → one vector upsert → one commit."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from engine.errors import AlreadyExists, MemoryBotError, SourceTaken, SqlWriteFailed, UnknownUser
@@ -67,6 +69,48 @@ async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Ou
         SaveResult(Memory.from_row(o), created=True) if isinstance(o, MemoryRow) else o
         for o in outcomes
     ]
+
+
+async def insert_chunks(
+    stores: Stores, items: list[NewMemory], *, on_chunk: Callable[[int], None] | None
+) -> list[SaveResult]:
+    """Insert validated `items` in chunks, embedding the next chunk while one is written.
+
+    Raises:
+        The first chunk's failure, noting how many were saved before it (those stay).
+    """
+    size = stores.settings.bulk_chunk_size
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    saved: list[SaveResult] = []
+
+    def embed(chunk: list[NewMemory]) -> asyncio.Task[list[Vector]]:
+        return asyncio.create_task(stores.embedder.embed_many([item.text for item in chunk]))
+
+    upcoming = embed(chunks[0]) if chunks else None
+    try:
+        for index, chunk in enumerate(chunks):
+            assert upcoming is not None
+            vectors = await upcoming
+            upcoming = embed(chunks[index + 1]) if index + 1 < len(chunks) else None
+            batch = list(zip(chunk, vectors, strict=True))
+            saved.extend(
+                _unwrap(outcome) for outcome in await insert_batch(stores, batch, "save_many")
+            )
+            if on_chunk is not None:
+                on_chunk(len(saved))
+    except MemoryBotError as error:
+        error.add_note(f"{len(saved)} of {len(items)} were saved before the failure")
+        raise
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+    return saved
+
+
+def _unwrap(outcome: Outcome) -> SaveResult:
+    if isinstance(outcome, MemoryBotError):
+        raise outcome
+    return outcome
 
 
 def new_row(item: NewMemory, now: datetime) -> MemoryRow:

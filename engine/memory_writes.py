@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from engine.errors import MemoryBotError, MemoryNotFound, UnknownUser
-from engine.inserts import Outcome, Pending, insert_batch
+from engine.inserts import Pending, insert_batch, insert_chunks
 from engine.memory import (
     Memory,
     NewMemory,
@@ -21,7 +20,7 @@ from engine.memory import (
     vector_ref,
 )
 from engine.stores import Stores
-from engine.vector_index import Vector, VectorRef
+from engine.vector_index import VectorRef
 from storage.batching import BatchQueue
 from storage.models import utcnow
 
@@ -132,34 +131,7 @@ class MemoryWrites:
             async with self._stores.reading() as repos:
                 if not await repos.users.existing_ids([space_id]):
                     raise UnknownUser(space_id)
-        size = self._stores.settings.bulk_chunk_size
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        saved: list[SaveResult] = []
-        upcoming = self._embed_chunk(chunks[0]) if chunks else None
-        try:
-            for index, chunk in enumerate(chunks):
-                assert upcoming is not None
-                vectors = await upcoming
-                upcoming = (
-                    self._embed_chunk(chunks[index + 1]) if index + 1 < len(chunks) else None
-                )
-                outcomes = await insert_batch(
-                    self._stores, list(zip(chunk, vectors, strict=True)), "save_many"
-                )
-                saved.extend(_unwrap(outcome) for outcome in outcomes)
-                if on_chunk is not None:
-                    on_chunk(len(saved))
-        except MemoryBotError as error:
-            error.add_note(f"{len(saved)} of {len(items)} were saved before the failure")
-            raise
-        finally:
-            if upcoming is not None:
-                upcoming.cancel()
-        return saved
-
-    def _embed_chunk(self, chunk: list[NewMemory]) -> asyncio.Task[list[Vector]]:
-        texts = [item.text for item in chunk]
-        return asyncio.create_task(self._stores.embedder.embed_many(texts))
+        return await insert_chunks(self._stores, items, on_chunk=on_chunk)
 
     async def edit(self, *, space_id: int, memory_id: uuid.UUID, text: str) -> Memory:
         """Replace a memory's text and its vector (re-embedded).
@@ -251,9 +223,3 @@ class MemoryWrites:
                 await uow.flush()
                 await uow.delete_vectors([vector_ref(row) for row in rows])
         return [Memory.from_row(row) for row in rows]
-
-
-def _unwrap(outcome: Outcome) -> SaveResult:
-    if isinstance(outcome, MemoryBotError):
-        raise outcome
-    return outcome
