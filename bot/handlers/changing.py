@@ -16,12 +16,34 @@ from bot.handlers.guards import group_admin_or_refuse, may_change, refuse_change
 from bot.keyboards import Button, Callback
 from engine.clock import utcnow
 from engine.errors import InvalidInput
+from engine.memory import Memory
 
 START_FIRST = "Start me in a private chat first, then /export again."
 NO_FILES_FOR_ANONYMOUS = (
     "I can't send files to an anonymous admin. Turn off “Remain anonymous”, or ask an admin "
     "who is not anonymous to /export."
 )
+
+
+async def _changeable(update: Update, context: BotContext, ref: str) -> Memory | None:
+    """The memory `ref` names in this chat's space, if the actor may change it.
+
+    Who may is checked before the quota is counted: a refusal costs nothing. Otherwise the
+    reason is replied and None returned.
+    """
+    services = context.services
+    actor = actor_of(update)
+    try:
+        memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=ref)
+    except InvalidInput as error:
+        await warn(update, error)
+        return None
+    if not await may_change(context, actor, memory):
+        await refuse_change(update)
+        return None
+    if await services.permit(update, write=True) is None:
+        return None
+    return memory
 
 
 async def edit_command(update: Update, context: BotContext) -> None:
@@ -32,17 +54,12 @@ async def edit_command(update: Update, context: BotContext) -> None:
     if not ref or not text.strip():
         await reply(update, "Usage: /edit <i>id</i> <i>new text</i>, e.g. /edit 3f2a9c1b oat milk")
         return
-    services = context.services
-    actor = await services.permit(update, write=True)
-    if actor is None:
+    memory = await _changeable(update, context, ref)
+    if memory is None:
         return
     try:
-        memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=ref)
-        if not await may_change(context, actor, memory):
-            await refuse_change(update)
-            return
-        memory = await services.engine.writes.edit(
-            space_id=actor.space_id, memory_id=memory.id, text=text
+        memory = await context.services.engine.writes.edit(
+            space_id=memory.space_id, memory_id=memory.id, text=text
         )
     except InvalidInput as error:
         await warn(update, error)
@@ -58,16 +75,11 @@ async def forget_command(update: Update, context: BotContext) -> None:
     if not ref:
         await reply(update, "Usage: /forget <i>id</i> — the id is shown by /list and /recall.")
         return
-    services = context.services
-    actor = await services.permit(update, write=True)
-    if actor is None:
+    memory = await _changeable(update, context, ref.split()[0])
+    if memory is None:
         return
     try:
-        memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=ref.split()[0])
-        if not await may_change(context, actor, memory):
-            await refuse_change(update)
-            return
-        await services.engine.writes.forget(space_id=actor.space_id, memory_id=memory.id)
+        await context.services.engine.writes.forget(space_id=memory.space_id, memory_id=memory.id)
     except InvalidInput as error:
         await warn(update, error)
         return

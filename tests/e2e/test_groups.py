@@ -142,3 +142,17 @@ async def test_an_anonymous_admin_acts_as_a_group_admin(bot: BotUnderTest) -> No
     [reply] = (await bot.emulator.wait_for(chat_id=GROUP, count=before + 1))[before:]
     assert "Forgot" in (reply.text or "")
     assert await group_memories(bot) == []
+
+
+async def test_a_refused_change_costs_no_quota(bot: BotUnderTest) -> None:
+    [saved] = await bot.say(ALICE, "/save the bike lock code is 0420", chat_id=GROUP)
+    await bot.say(BOB, "/help", chat_id=GROUP)
+    async with bot.engine.stores.reading() as repos:
+        row = await repos.users.get(BOB)
+    before = row.ops_today if row else 0
+    await bot.say(BOB, f"/forget {short_id(saved)}", chat_id=GROUP)
+    await bot.say(BOB, f"/edit {short_id(saved)} mine now", chat_id=GROUP)
+    async with bot.engine.stores.reading() as repos:
+        row = await repos.users.get(BOB)
+    assert (row.ops_today if row else 0) == before
+    assert await group_memories(bot) == ["the bike lock code is 0420"]
