@@ -89,12 +89,12 @@ async def forget_command(update: Update, context: BotContext) -> None:
 async def forget_pressed(update: Update, context: BotContext, callback: Callback) -> str:
     """Undo under a save, or 🗑 under a recall result: forget that memory; returns the note."""
     services = context.services
-    actor = await services.permit(update, write=True)
-    if actor is None:
-        return "Not allowed"
+    actor = actor_of(update)
     memory = await services.engine.reads.resolve(space_id=actor.space_id, ref=callback.arg)
     if not await may_change(context, actor, memory):
-        return NOT_AUTHOR
+        return NOT_AUTHOR  # checked before the quota: a refusal costs nothing
+    if await services.permit(update, write=True) is None:
+        return "Not allowed"
     await services.engine.writes.forget(space_id=actor.space_id, memory_id=memory.id)
     if callback.button == Button.UNDO_SAVE:
         await pressed(update).edit_message_text(
