@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bot.runner import running_bot
+from bot.runner import polling_intake, running_bot
 from bot.services import KEY, BotServices
 from botapi_emulator import BotApiEmulator
 from engine.settings import Settings
@@ -85,9 +85,7 @@ async def run_case(
     )
     try:
         async with running_bot(settings, token=emulator.token, base_url=emulator.base_url) as proc:
-            from bot.intake import PollingIntake
-
-            intake = PollingIntake(proc, poll_timeout_s=1)
+            intake = polling_intake(proc, poll_timeout_s=1)
             polling = asyncio.create_task(intake.run())
             services: BotServices = proc.app.bot_data[KEY]
             engine = services.engine

@@ -45,7 +45,8 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from bot.runner import run_polling, run_webhook
+    from bot.runner import run_polling
+    from bot.webhook import run_webhook
 
     return await (run_webhook(settings) if args.webhook else run_polling(settings))
 

@@ -7,8 +7,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from bot.intake import PollingIntake
-from bot.runner import running_bot
+from bot.runner import polling_intake, running_bot
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.settings import Settings
 
@@ -99,8 +98,8 @@ async def run_console(settings: Settings) -> int:
     try:
         async with running_bot(
             settings, token=emulator.token, base_url=emulator.base_url
-        ) as processor:
-            intake = PollingIntake(processor, poll_timeout_s=1)
+        ) as runtime:
+            intake = polling_intake(runtime, poll_timeout_s=1)
             polling = asyncio.create_task(intake.run())
             out(BANNER)
             try:

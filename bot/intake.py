@@ -1,21 +1,32 @@
-"""At-least-once intake: poll a batch, process it (see bot.processing), then confirm it."""
+"""Polling intake: store each getUpdates batch in the inbox, then confirm it to Telegram.
+
+Nothing is confirmed that is not stored: the offset moves past a batch only after its
+updates are in the SQL inbox. While SQL is down the batch is held in memory and retried;
+chats whose message waits longer than `DELAY_NOTICE_S` are told once that it is kept.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.warnings import PTBUserWarning
 
+from bot.context import Bot
+from bot.inbox_worker import DELAYED
+from bot.lanes import chat_in, lane_of
 from bot.logsafe import describe_error
-from bot.processing import UpdateProcessor, updates_from
+from engine.breaker import Breakers, store_of
+from engine.inbox import Inbox, Received
 
-__all__ = ["POLL_TIMEOUT_S", "PollingIntake", "UpdateProcessor", "seconds", "updates_from"]
+__all__ = ["POLL_TIMEOUT_S", "PollingIntake", "seconds"]
 
 log = logging.getLogger("memorybot.intake")
 # We fetch getUpdates raw on purpose: one update PTB cannot parse must not block the others.
@@ -24,23 +35,33 @@ POLL_TIMEOUT_S = 10
 
 
 class PollingIntake:
-    """getUpdates long polling that confirms a batch only after it was processed."""
+    """getUpdates long polling into the inbox; `stored` is called after each stored batch."""
 
     def __init__(
-        self, processor: UpdateProcessor, *, poll_timeout_s: int = POLL_TIMEOUT_S
+        self,
+        bot: Bot,
+        inbox: Inbox,
+        breakers: Breakers,
+        *,
+        stored: Callable[[], None] = lambda: None,
+        poll_timeout_s: int = POLL_TIMEOUT_S,
+        delay_notice_s: float = 5.0,
     ) -> None:
-        self.processor = processor
-        self.bot = processor.app.bot
+        self.bot = bot
+        self.inbox = inbox
+        self.breakers = breakers
+        self.stored = stored
         self.poll_timeout_s = poll_timeout_s
+        self.delay_notice_s = delay_notice_s
         self.stopping = asyncio.Event()
         self.offset: int | None = None
 
     def stop(self) -> None:
-        """Finish the batch in hand, confirm it, and return from `run` (SIGTERM does this)."""
+        """Stop polling; the batch in hand is stored and confirmed first (SIGTERM)."""
         self.stopping.set()
 
     async def run(self) -> None:
-        """Poll until stopped; after a crash, unconfirmed updates are simply delivered again."""
+        """Poll until stopped; raises only on a bug (the supervisor restarts it)."""
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -57,9 +78,40 @@ class PollingIntake:
             if raw is None:
                 break
             if raw:
-                await self.processor.process_batch(await self.processor.parse(raw))
+                if not await self._store(raw):
+                    break  # stopping while SQL is down: unconfirmed, Telegram redelivers
                 self.offset = max(int(item["update_id"]) for item in raw) + 1
         await self._confirm()
+
+    async def _store(self, raw: list[dict[str, Any]]) -> bool:
+        """Keep trying until the batch is in the inbox; False if asked to stop meanwhile
+        (the batch stays unconfirmed and Telegram delivers it again)."""
+        held_since = time.monotonic()
+        told: set[int] = set()
+        failures = 0
+        while True:
+            try:
+                await self.inbox.store(received(raw, told))
+                self.breakers.sql.success()
+                break
+            except Exception as error:
+                failures += 1
+                log.warning("inbox store failed (%d): %s", failures, describe_error(error))
+                if store_of(error) is not None:
+                    self.breakers.sql.failure(error)
+            if time.monotonic() - held_since >= self.delay_notice_s:
+                await self._tell_waiting(raw, told)
+            await self._pause(min(5.0, 0.2 * 2**failures))
+            if self.stopping.is_set():
+                return False
+        self.stored()
+        return True
+
+    async def _tell_waiting(self, raw: list[dict[str, Any]], told: set[int]) -> None:
+        for chat_id in {c for c in map(chat_in, raw) if c is not None} - told:
+            told.add(chat_id)
+            with contextlib.suppress(TelegramError):
+                await self.bot.send_message(chat_id, DELAYED)
 
     async def _poll(self) -> list[dict[str, Any]] | None:
         """One getUpdates as raw JSON; None when stop was requested while waiting."""
@@ -89,11 +141,20 @@ class PollingIntake:
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
     async def _confirm(self) -> None:
-        """Tell the server the last processed batch is done (offset past it)."""
+        """Tell the server the last stored batch is ours (offset past it)."""
         if self.offset is None:
             return
         with contextlib.suppress(TelegramError):
             await self.bot.get_updates(offset=self.offset, timeout=0, limit=1)
+
+
+def received(raw: list[dict[str, Any]], told: set[int]) -> list[Received]:
+    """The batch as inbox rows; those of chats in `told` are stored as told already (the
+    worker does not tell them again while they wait)."""
+    return [
+        Received(int(item["update_id"]), lane_of(item), item, notified=chat_in(item) in told)
+        for item in raw
+    ]
 
 
 def seconds(value: Any) -> float:

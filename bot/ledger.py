@@ -1,18 +1,15 @@
-"""The intake ledger: which updates were handled, and which were parked as dead letters."""
+"""Dead letters: updates that kept failing while the stores were healthy, kept to replay."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from bot.lanes import lane_of
 from engine.clock import utcnow
-from engine.errors import AlreadyExists
+from engine.inbox import PARKED, Received
 from engine.stores import Stores
-
-KEEP_PROCESSED = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -30,39 +27,10 @@ class DeadLetter:
 
 
 class UpdateLedger:
-    """Remembers processed update ids for a while and keeps updates that kept failing."""
+    """Parks updates that kept failing, lists them, and hands them back to the inbox."""
 
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
-
-    async def seen(self, update_id: int) -> bool:
-        """True if `update_id` was handled before."""
-        return bool(await self.seen_many([update_id]))
-
-    async def seen_many(self, update_ids: Sequence[int]) -> set[int]:
-        """Which of `update_ids` were handled before."""
-        if not update_ids:
-            return set()
-        async with self.stores.reading() as repos:
-            return await repos.processed_updates.seen(update_ids)
-
-    async def mark_many(self, update_ids: Sequence[int]) -> None:
-        """Record a processed batch in one transaction (ids already there are skipped)."""
-        fresh = set(update_ids) - await self.seen_many(update_ids)
-        if not fresh:
-            return
-        try:
-            async with self.stores.unit_of_work("mark_updates") as uow:
-                uow.processed_updates.add(sorted(fresh))
-        except AlreadyExists:  # another worker marked some meanwhile: one by one
-            for update_id in sorted(fresh):
-                await self.mark(update_id)
-
-    async def mark(self, update_id: int) -> None:
-        """Record `update_id` as handled (a second call is a no-op)."""
-        with contextlib.suppress(AlreadyExists):
-            async with self.stores.unit_of_work("mark_update") as uow:
-                uow.processed_updates.add([update_id])
 
     async def park(
         self,
@@ -73,14 +41,13 @@ class UpdateLedger:
         error: str,
         attempts: int,
     ) -> int:
-        """Keep a failing update (and mark it handled so intake moves on). Returns its id."""
+        """Keep a failing update and mark its inbox row parked. Returns the letter's id."""
         async with self.stores.unit_of_work("park_update") as uow:
             letter = await uow.dead_letters.add(
                 update_id=update_id, chat_id=chat_id, raw=raw, error=error, attempts=attempts
             )
             letter_id = letter.id
-            if not await uow.processed_updates.seen([update_id]):
-                uow.processed_updates.add([update_id])
+            await uow.inbox.finish([update_id], status=PARKED, now=utcnow())
         return letter_id
 
     async def dead_letters(
@@ -103,12 +70,11 @@ class UpdateLedger:
                 for row in rows
             ]
 
-    async def mark_replayed(self, letter_id: int) -> None:
-        """Note that dead letter `letter_id` went through the bot again."""
-        async with self.stores.unit_of_work("mark_replayed") as uow:
-            await uow.dead_letters.mark_replayed(letter_id)
-
-    async def prune(self, *, older_than: timedelta = KEEP_PROCESSED) -> int:
-        """Forget processed ids older than `older_than` (Telegram redelivers for ~24 h)."""
-        async with self.stores.unit_of_work("prune_updates") as uow:
-            return await uow.processed_updates.prune(before=utcnow() - older_than)
+    async def requeue(self, letter: DeadLetter) -> None:
+        """Hand a dead letter back to the inbox (pending again, attempts reset) and note it
+        as replayed, in one transaction."""
+        async with self.stores.unit_of_work("requeue_update") as uow:
+            await uow.inbox.requeue(
+                Received(letter.update_id, lane_of(letter.raw), letter.raw), now=utcnow()
+            )
+            await uow.dead_letters.mark_replayed(letter.id)

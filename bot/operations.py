@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 
 from bot.ledger import DeadLetter, UpdateLedger
 from engine.app import MemoryEngine, open_engine
+from engine.inbox import Inbox
 from engine.settings import Settings
 from engine.stores import upgrade_database
 
@@ -121,19 +123,37 @@ async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def replay(settings: Settings, ledger: UpdateLedger, letters: list[DeadLetter]) -> int:
-    """Run parked updates through the bot again (needs the Bot API: a token)."""
+    """Hand parked updates back to the inbox. A running bot processes them; when none runs,
+    this command processes them itself (no scheduler, no broadcast worker)."""
     if not letters:
         print("nothing to replay")
         return 0
+    for letter in letters:
+        await ledger.requeue(letter)
+        print(f"queued #{letter.id} (update {letter.update_id}) in the inbox")
+    inbox = Inbox(ledger.stores)
+    ids = [letter.update_id for letter in letters]
+    if await inbox.worker_alive():
+        print("a running bot processes them")
+        return 0
     if settings.telegram_bot_token is None:
-        print("memorybot: replay needs TELEGRAM_BOT_TOKEN (it answers the users)", file=sys.stderr)
+        print(
+            "memorybot: no bot is running and replay needs TELEGRAM_BOT_TOKEN to answer; "
+            "they stay queued for the next start",
+            file=sys.stderr,
+        )
         return 2
-    from bot.processing import updates_from
     from bot.runner import running_bot
 
-    async with running_bot(settings) as processor:
-        for letter in letters:
-            await processor.process_batch(updates_from([letter.raw], processor.app), replay=True)
-            await ledger.mark_replayed(letter.id)
-            print(f"replayed #{letter.id} (update {letter.update_id})")
+    async with running_bot(settings, background=False) as runtime:
+        await _until_finished(runtime.inbox, ids)
+    print(f"replayed {len(ids)} update(s)")
     return 0
+
+
+async def _until_finished(inbox: Inbox, update_ids: list[int]) -> None:
+    """Wait until none of `update_ids` is pending (polling: any process may finish them)."""
+    for _ in iter(int, 1):
+        if "pending" not in (await inbox.statuses(update_ids)).values():
+            return
+        await asyncio.sleep(0.2)

@@ -1,66 +1,121 @@
-"""Run the bot: polling or webhook, with SIGTERM draining in-flight updates before exit."""
+"""Run the bot: intake (polling or webhook) into the inbox, the inbox worker, jobs; all
+supervised, with SIGTERM finishing the work in hand within a bounded time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
-from aiohttp import web
-from telegram import Bot, Update
+from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot.app import announce_commands, build_application, file_url_for
 from bot.broadcasting import broadcast_worker
 from bot.context import BotApplication, services_of
+from bot.inbox_worker import InboxWorker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake
-from bot.processing import UpdateProcessor, updates_from
+from bot.processing import UpdateProcessor
 from bot.replies import esc, preview
-from engine.app import open_engine
+from bot.supervise import supervised
+from engine.app import MemoryEngine, open_engine
+from engine.breaker import Breakers
+from engine.inbox import Inbox
 from engine.memory import Memory
 from engine.settings import Settings
 from jobs.runs import Notify
 from jobs.scheduler import build_scheduler
 
 log = logging.getLogger("memorybot.runner")
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@dataclass
+class BotRuntime:
+    """A started bot: the Application, the engine, the inbox and the worker processing it."""
+
+    app: BotApplication
+    engine: MemoryEngine
+    processor: UpdateProcessor
+    inbox: Inbox
+    breakers: Breakers
+    worker: InboxWorker
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start `run` as a supervised task (restarted with backoff when it fails)."""
+        self.tasks.append(asyncio.create_task(supervised(name, run), name=name))
 
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    settings: Settings, *, token: str | None = None, base_url: str | None = None
-) -> AsyncIterator[UpdateProcessor]:
-    """Engine + Application started and ready to process updates; all closed on exit."""
+    settings: Settings,
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+    background: bool = True,
+) -> AsyncIterator[BotRuntime]:
+    """Engine + Application started, the inbox worker running (and, with `background`, the
+    scheduler and the broadcast worker); all stopped and closed on exit."""
     engine = await open_engine(settings)
     app = build_application(settings, engine, token=token, base_url=base_url)
     scheduler = build_scheduler(engine, notify=expiry_notifier(app))
+    breakers = Breakers(
+        engine.stores, failures=settings.breaker_failures, probe_s=settings.breaker_probe_s
+    )
     try:
         await app.initialize()
         await announce_commands(app)
         await engine.stores.embedder.warm_up()
         await app.start()
-        scheduler.start()
-        api = base_url or settings.telegram_api_base_url
-        sender = Bot(app.bot.token, base_url=api, base_file_url=file_url_for(api))
-        await sender.initialize()
-        worker = broadcast_worker(app, engine, sender)
-        services_of(app.bot_data).wake_broadcasts = worker.wake
-        delivering = asyncio.create_task(worker.run())
+        inbox = Inbox(engine.stores)
+        await inbox.release_stale()
+        processor = UpdateProcessor(app)
+        worker = InboxWorker(processor, inbox, breakers, settings)
+        runtime = BotRuntime(app, engine, processor, inbox, breakers, worker)
+        runtime.spawn("inbox", worker.run)
+        runtime.spawn("leases", worker.heartbeat)
+        sender: Bot | None = None
+        delivery = None
+        if background:
+            scheduler.start()
+            api = base_url or settings.telegram_api_base_url
+            sender = Bot(app.bot.token, base_url=api, base_file_url=file_url_for(api))
+            await sender.initialize()
+            delivery = broadcast_worker(app, engine, sender)
+            services_of(app.bot_data).wake_broadcasts = delivery.wake
+            runtime.spawn("broadcasts", delivery.run)
         try:
-            yield UpdateProcessor(app)
+            yield runtime
         finally:
             worker.stop()
-            await delivering  # the send in hand finishes and is marked
-            await sender.shutdown()
-            scheduler.shutdown(wait=False)
+            if delivery is not None:
+                delivery.stop()  # the send in hand finishes and is marked
+            await _finish(runtime.tasks, settings.shutdown_grace_s + 5)
+            if sender is not None:
+                await sender.shutdown()
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             await app.stop()
             await app.shutdown()
     finally:
+        await breakers.aclose()
         await engine.aclose()
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    """Wait for stopped tasks to return; cancel what is still running after `timeout_s`."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in late:
+        log.warning("task=%s did not stop in time; cancelled", task.get_name())
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def expiry_notifier(app: BotApplication) -> Notify:
@@ -78,13 +133,24 @@ def expiry_notifier(app: BotApplication) -> Notify:
     return notify
 
 
-def on_stop_signals(stop: asyncio.Event | PollingIntake) -> None:
+def on_stop_signals(action: Callable[[], None]) -> None:
     """SIGTERM / SIGINT: stop taking new updates, finish the ones in hand."""
     loop = asyncio.get_running_loop()
-    action = stop.stop if isinstance(stop, PollingIntake) else stop.set
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, action)
+
+
+def polling_intake(runtime: BotRuntime, *, poll_timeout_s: int = POLL_TIMEOUT_S) -> PollingIntake:
+    """getUpdates into the runtime's inbox, waking its worker after each stored batch."""
+    return PollingIntake(
+        runtime.app.bot,
+        runtime.inbox,
+        runtime.breakers,
+        stored=runtime.worker.wake,
+        poll_timeout_s=poll_timeout_s,
+        delay_notice_s=runtime.engine.settings.delay_notice_s,
+    )
 
 
 async def run_polling(
@@ -94,54 +160,12 @@ async def run_polling(
     base_url: str | None = None,
     poll_timeout_s: int = POLL_TIMEOUT_S,
 ) -> int:
-    """Long-poll getUpdates until SIGTERM; every update is confirmed only once processed."""
-    async with running_bot(settings, token=token, base_url=base_url) as processor:
-        await processor.app.bot.delete_webhook()
-        intake = PollingIntake(processor, poll_timeout_s=poll_timeout_s)
-        on_stop_signals(intake)
+    """Long-poll getUpdates until SIGTERM; an update is confirmed once it is in the inbox."""
+    async with running_bot(settings, token=token, base_url=base_url) as runtime:
+        await runtime.app.bot.delete_webhook()
+        intake = polling_intake(runtime, poll_timeout_s=poll_timeout_s)
+        on_stop_signals(intake.stop)
         log.info("polling started")
-        await intake.run()
-        log.info("polling stopped; in-flight updates drained")
-    return 0
-
-
-def webhook_app(processor: UpdateProcessor, secret: str) -> web.Application:
-    """aiohttp app answering 200 only after the update was processed (or parked)."""
-
-    async def receive(request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given, secret):
-            return web.Response(status=403, text="forbidden")
-        try:
-            body = await request.json()
-        except ValueError:
-            return web.Response(status=400, text="not json")
-        updates = updates_from([body] if isinstance(body, dict) else [], processor.app)
-        await processor.process_batch(updates)
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/telegram", receive)
-    return app
-
-
-async def run_webhook(settings: Settings) -> int:
-    """Serve POST /telegram behind the secret token until SIGTERM, then drain."""
-    if not settings.webhook_url or settings.webhook_secret is None:
-        print("memorybot: --webhook needs WEBHOOK_URL and WEBHOOK_SECRET")
-        return 2
-    secret = settings.webhook_secret.get_secret_value()
-    async with running_bot(settings) as processor:
-        runner = web.AppRunner(webhook_app(processor, secret), shutdown_timeout=60)
-        await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", settings.webhook_port)
-        await site.start()
-        await processor.app.bot.set_webhook(
-            url=settings.webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
-        )
-        stop = asyncio.Event()
-        on_stop_signals(stop)
-        log.info("webhook serving on port %d", settings.webhook_port)
-        await stop.wait()
-        await runner.cleanup()  # waits for requests in flight
+        await supervised("intake", intake.run)
+        log.info("polling stopped; finishing the updates in hand")
     return 0

@@ -17,6 +17,7 @@ from engine.app import MemoryEngine
 from engine.clock import utcnow
 from engine.errors import AlreadyExists, InvalidInput
 from engine.memory import is_expired
+from engine.users import User as KnownUser
 
 KEY = "memorybot"  # where the Application keeps them: `app.bot_data[KEY]`
 
@@ -40,6 +41,7 @@ class BotServices:
     ledger: UpdateLedger
     admins: GroupAdmins = field(default_factory=GroupAdmins)
     failures: dict[int, BaseException] = field(default_factory=dict)
+    users_in_update: dict[int, KnownUser] = field(default_factory=dict)
     wake_broadcasts: Callable[[], None] = lambda: None
 
     @classmethod
@@ -67,8 +69,8 @@ class BotServices:
         engine = self.engine
         try:
             if not actor.anonymous:
-                await self.ensure_user(update)
-                if write and await engine.admin.role_of(actor.id) == Role.VIEWER:
+                user = await self.ensure_user(update)
+                if write and user.role == Role.VIEWER:
                     raise ViewerOnly()
             if stores:
                 await engine.quotas.check_storage(actor.space_id)
@@ -81,31 +83,40 @@ class BotServices:
             return None
         return actor
 
-    async def ensure_user(self, update: Update) -> None:
+    async def ensure_user(self, update: Update) -> KnownUser:
         """Make the sender a known user: in a private chat an active one (a broadcast
-        recipient, again at once after a block), in a group an inactive one.
+        recipient, again at once after a block), in a group an inactive one. Returns the row.
 
-        Reads the user's row each time (no per-process cache that would outlive a block) and
-        writes only when they are new, come back in private, or changed their name.
+        Reads the user's row once per update (the gate and `permit` share it; no cache that
+        would outlive the update, so a block or a role change counts at the next message)
+        and writes only when they are new, come back in private, or changed their name.
         """
+        memo = self.users_in_update.get(update.update_id)
+        if memo is not None:
+            return memo
         user, chat = update.effective_user, update.effective_chat
         assert user is not None
         assert chat is not None
         private = chat.type == ChatType.PRIVATE
         known = await self.engine.users.get(user_id=user.id)
         if (
-            known is not None
-            and (known.is_active or not private)
-            and (known.username, known.first_name) == (user.username, user.first_name)
+            known is None
+            or (not known.is_active and private)
+            or (known.username, known.first_name) != (user.username, user.first_name)
         ):
-            return
-        try:
-            await self._register(user, private=private)
-        except AlreadyExists:  # registered meanwhile from another chat: refresh that row
-            await self._register(user, private=private)
+            try:
+                known = await self._register(user, private=private)
+            except AlreadyExists:  # registered meanwhile from another chat: refresh that row
+                known = await self._register(user, private=private)
+        self.users_in_update[update.update_id] = known
+        return known
 
-    async def _register(self, user: User, *, private: bool) -> None:
-        await self.engine.users.register(
+    def forget_update(self, update_id: int) -> None:
+        """The update is finished: drop what was memoised for it."""
+        self.users_in_update.pop(update_id, None)
+
+    async def _register(self, user: User, *, private: bool) -> KnownUser:
+        return await self.engine.users.register(
             user_id=user.id,
             username=user.username,
             first_name=user.first_name,

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
     embed_batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
+    embedding_backend: Literal["onnx", "torch"] = "onnx"
+    model_cache_path: Path = Path("./data/models")
     admin_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
     max_memory_chars: int = Field(default=4000, ge=1, le=100_000)
     recall_top_k: int = Field(default=5, ge=1, le=50)
@@ -49,6 +51,12 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_port: int = Field(default=8443, ge=1, le=65535)
+    update_deadline_s: float = Field(default=30.0, gt=0, le=600)
+    inbox_parallel_chats: int = Field(default=64, ge=1, le=1024)
+    breaker_failures: int = Field(default=3, ge=1, le=100)
+    breaker_probe_s: float = Field(default=2.0, gt=0, le=300)
+    delay_notice_s: float = Field(default=5.0, ge=0, le=3600)
+    shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

@@ -85,11 +85,11 @@ async def sweep(engine: MemoryEngine, *, grace_s: int | None = None) -> JobOutco
 
 
 async def prune_intake(engine: MemoryEngine) -> JobOutcome:
-    """Forget processed update ids older than two days."""
+    """Forget finished inbox rows older than two days (pending ones are never pruned)."""
 
     async def work() -> dict[str, int]:
         async with engine.stores.unit_of_work("prune_intake") as uow:
-            pruned = await uow.processed_updates.prune(before=utcnow() - timedelta(days=2))
+            pruned = await uow.inbox.prune(before=utcnow() - timedelta(days=2))
         return {"pruned": pruned}
 
     return await run_job(engine, "prune_intake", work)

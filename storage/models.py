@@ -139,13 +139,27 @@ class KeyValueRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class ProcessedUpdateRow(Base):
-    """Update ids already handled, so a redelivered update changes nothing."""
+class InboxRow(Base):
+    """An update received from Telegram: stored before it is confirmed, processed from here.
 
-    __tablename__ = "processed_updates"
+    `status` is pending, done or parked; a pending row is claimed by a worker (`owner`,
+    `lease_until`) and retried after `not_before`. The raw JSON is dropped once finished.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_lane", "status", "chat_id", "update_id"),)
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class DeadLetterRow(Base):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.repositories.broadcasts import BroadcastRepository
+from storage.repositories.inbox import InboxRepository
 from storage.repositories.memories import MemoryRepository
 from storage.repositories.records import AuditRepository, KeyValueRepository
-from storage.repositories.updates import DeadLetterRepository, ProcessedUpdateRepository
+from storage.repositories.updates import DeadLetterRepository
 from storage.repositories.users import ConversationRepository, UserRepository
 
 
@@ -21,7 +22,7 @@ class Repositories:
         self.audit = AuditRepository(session)
         self.kv = KeyValueRepository(session)
         self.broadcasts = BroadcastRepository(session)
-        self.processed_updates = ProcessedUpdateRepository(session)
+        self.inbox = InboxRepository(session)
         self.dead_letters = DeadLetterRepository(session)
 
 
@@ -30,9 +31,9 @@ __all__ = [
     "BroadcastRepository",
     "ConversationRepository",
     "DeadLetterRepository",
+    "InboxRepository",
     "KeyValueRepository",
     "MemoryRepository",
-    "ProcessedUpdateRepository",
     "Repositories",
     "UserRepository",
 ]

@@ -1,44 +1,13 @@
-"""The intake's tables: processed update ids and dead letters (updates that kept failing)."""
+"""Dead letters: updates that kept failing while the stores were healthy."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import DeadLetterRow, ProcessedUpdateRow, utcnow
-
-
-class ProcessedUpdateRepository:
-    """Update ids already handled, so a redelivered update changes nothing."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def seen(self, update_ids: Sequence[int]) -> set[int]:
-        """Which of `update_ids` were handled before."""
-        if not update_ids:
-            return set()
-        rows = await self._session.scalars(
-            select(ProcessedUpdateRow.update_id).where(
-                ProcessedUpdateRow.update_id.in_(update_ids)
-            )
-        )
-        return set(rows)
-
-    def add(self, update_ids: Sequence[int]) -> None:
-        """Record `update_ids` as handled (the caller skips those already there)."""
-        self._session.add_all(ProcessedUpdateRow(update_id=i) for i in sorted(set(update_ids)))
-
-    async def prune(self, *, before: datetime) -> int:
-        """Forget ids processed before `before`; returns how many."""
-        result = await self._session.execute(
-            delete(ProcessedUpdateRow).where(ProcessedUpdateRow.processed_at < before)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+from storage.models import DeadLetterRow, utcnow
 
 
 class DeadLetterRepository:

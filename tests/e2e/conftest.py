@@ -11,7 +11,7 @@ import pytest
 
 from bot.intake import PollingIntake
 from bot.processing import UpdateProcessor
-from bot.runner import running_bot
+from bot.runner import BotRuntime, polling_intake, running_bot
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.app import MemoryEngine
 from engine.settings import Settings
@@ -24,6 +24,7 @@ class BotUnderTest:
         self.settings = settings
         self.emulator = emulator
         self._stack: contextlib.AsyncExitStack | None = None
+        self.runtime: BotRuntime | None = None
         self.processor: UpdateProcessor | None = None
         self.intake: PollingIntake | None = None
         self._task: asyncio.Task[None] | None = None
@@ -35,11 +36,12 @@ class BotUnderTest:
 
     async def start(self) -> None:
         self._stack = contextlib.AsyncExitStack()
-        self.processor = await self._stack.enter_async_context(
+        self.runtime = await self._stack.enter_async_context(
             running_bot(self.settings, token=self.emulator.token, base_url=self.emulator.base_url)
         )
+        self.processor = self.runtime.processor
         self.processor.backoff_s = 0.05
-        self.intake = PollingIntake(self.processor, poll_timeout_s=1)
+        self.intake = polling_intake(self.runtime, poll_timeout_s=1)
         self._task = asyncio.create_task(self.intake.run())
 
     async def stop(self) -> None:
@@ -49,6 +51,20 @@ class BotUnderTest:
         self.intake.stop()
         await self._task
         await self._stack.aclose()
+
+    async def settled(self, within_s: float = 30.0) -> None:
+        """Wait until every queued update was confirmed, stored and finished."""
+        assert self.runtime is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while (
+            self.emulator.pending_updates()
+            or (await self.runtime.inbox.depth())[0]
+            or self.runtime.worker.busy
+        ):
+            if loop.time() > deadline:
+                raise TimeoutError("updates still waiting to be processed")
+            await asyncio.sleep(0.05)
 
     async def restart(self) -> None:
         await self.stop()

@@ -94,10 +94,7 @@ async def press_raw(
 
 async def settled(bot: BotUnderTest) -> None:
     """Every queued update was processed and confirmed."""
-    deadline = time.monotonic() + 15
-    while bot.emulator.pending_updates():
-        assert time.monotonic() < deadline, "updates were never confirmed"
-        await asyncio.sleep(0.05)
+    await bot.settled(15)
 
 
 # ---- refusals ----------------------------------------------------------------------------------

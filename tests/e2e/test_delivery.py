@@ -6,13 +6,14 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from bot.ledger import UpdateLedger
 from botapi_emulator import BotApiEmulator, SentMessage
+from engine.inbox import Inbox
 from tests.e2e.conftest import BotUnderTest
 
 A, B = 101, 202
@@ -52,9 +53,24 @@ async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> 
         await asyncio.sleep(0.05)
 
 
-async def all_confirmed(emulator: BotApiEmulator) -> None:
-    """Wait until every queued update was processed and confirmed by getUpdates' offset."""
-    await eventually(lambda: emulator.pending_updates() == 0)
+async def all_confirmed(bot: BotUnderTest) -> None:
+    """Wait until every queued update was confirmed and processed."""
+    await bot.settled()
+
+
+async def inbox_done(bot: BotUnderTest, update_ids: list[int]) -> bool:
+    """True when the inbox holds every one of `update_ids` as done."""
+    statuses = await Inbox(bot.engine.stores).statuses(update_ids)
+    return statuses == dict.fromkeys(update_ids, "done")
+
+
+async def eventually_async(
+    condition: Callable[[], Awaitable[bool]], *, within: float = 15.0
+) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.05)
 
 
 def text_update(user_id: int, message_id: int, text: str) -> dict[str, Any]:
@@ -82,7 +98,7 @@ async def test_403_is_logged_and_not_retried(
     caplog.set_level(logging.WARNING, logger="memorybot.intake")
     bot.emulator.fail("sendMessage", status=403)
     bot.emulator.user_message(A, "saved though the reply was refused")
-    await all_confirmed(bot.emulator)
+    await all_confirmed(bot)
     assert bot.emulator.sent(A) == []
     assert sends_to(bot.emulator, A) == 1
     assert any("not answered" in r.getMessage() for r in caplog.records)
@@ -101,7 +117,7 @@ async def test_blocked_user_does_not_stop_others(
     bot.emulator.user_message(A, "note while blocked")
     [welcome] = await bot.say(B, "/start")
     assert "remember" in (welcome.text or "")
-    await all_confirmed(bot.emulator)
+    await all_confirmed(bot)
     assert bot.emulator.sent(A) == []
     assert sum("not answered" in r.getMessage() for r in caplog.records) == 2
     assert await texts(bot, A) == ["note while blocked"]
@@ -118,7 +134,7 @@ async def test_500_on_first_reply_is_retried_and_saved_once(bot: BotUnderTest) -
     assert memory.text == "saved exactly once"
     assert short_id(reply) == memory.short_id
     assert sends_to(bot.emulator, A) == 2
-    await all_confirmed(bot.emulator)
+    await all_confirmed(bot)
     assert len(bot.emulator.sent(A)) == 1
     assert (await bot.engine.index.check(space_id=A)).vector_count == 1
 
@@ -136,8 +152,9 @@ async def test_confirmed_offset_passes_processed_updates(bot: BotUnderTest) -> N
     await bot.emulator.wait_for(chat_id=A, count=3)
     await eventually(lambda: bot.emulator.confirmed_offset > max(ids))
     assert bot.emulator.pending_updates() == 0
-    ledger = UpdateLedger(bot.engine.stores)
-    assert await ledger.seen_many(ids) == set(ids)
+    statuses = await Inbox(bot.engine.stores).statuses(ids)
+    await eventually_async(lambda: inbox_done(bot, ids))
+    assert set(statuses) == set(ids)  # stored before the offset passed them
     assert len(await texts(bot, A)) == 3
 
 
@@ -171,7 +188,9 @@ async def test_hopeless_update_is_parked_and_intake_moves_on(bot: BotUnderTest) 
     assert letter.raw["update_id"] == letter.update_id
     assert f"[{ref}]" in letter.error
     assert "NetworkError" in letter.error
-    assert await ledger.seen(letter.update_id)
+    assert await Inbox(bot.engine.stores).statuses([letter.update_id]) == {
+        letter.update_id: "parked"
+    }
     await eventually(lambda: bot.emulator.confirmed_offset > letter.update_id)
     [welcome] = await bot.say(A, "/start")
     assert "remember" in (welcome.text or "")
@@ -182,7 +201,7 @@ async def test_update_failing_even_the_apology_is_parked(bot: BotUnderTest) -> N
     assert bot.processor is not None
     bot.emulator.fail("sendMessage", status=500, times=bot.processor.attempts + 1)
     bot.emulator.user_message(A, "/help")
-    await all_confirmed(bot.emulator)
+    await all_confirmed(bot)
     assert bot.emulator.sent(A) == []
     assert len(await UpdateLedger(bot.engine.stores).dead_letters()) == 1
     [answer] = await bot.say(A, "/help")

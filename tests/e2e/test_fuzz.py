@@ -391,6 +391,7 @@ async def settle(bot: BotUnderTest) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{bot.emulator.pending_updates()} updates never confirmed")
         await asyncio.sleep(0.02)
+    await bot.settled(SETTLE_TIMEOUT_S)
 
 
 def describe(letters: list[DeadLetter]) -> str:

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from bot.ledger import UpdateLedger
 from engine.app import MemoryEngine
 from engine.clock import utcnow
+from engine.inbox import Inbox, Received
 from engine.uow import UnitOfWork
 from jobs import runs
 from storage.vector_types import VectorRecord
@@ -96,11 +96,12 @@ async def test_two_sweeps_at_once_one_runs_one_skips(fake_engine: MemoryEngine) 
     assert (await runs.sweep(fake_engine, grace_s=0)).ran
 
 
-async def test_prune_intake_keeps_recent_update_ids(fake_engine: MemoryEngine) -> None:
-    ledger = UpdateLedger(fake_engine.stores)
-    await ledger.mark_many([1, 2, 3])
+async def test_prune_intake_keeps_recent_and_pending_updates(fake_engine: MemoryEngine) -> None:
+    inbox = Inbox(fake_engine.stores)
+    await inbox.store([Received(i, 7, {"update_id": i}) for i in (1, 2, 3)])
+    await inbox.finish_and_claim([1, 2], chats=0)
     outcome = await runs.prune_intake(fake_engine)
     assert outcome.counts == {"pruned": 0}
-    assert await ledger.seen_many([1, 2, 3, 4]) == {1, 2, 3}
+    assert await inbox.statuses([1, 2, 3, 4]) == {1: "done", 2: "done", 3: "pending"}
     async with fake_engine.stores.unit_of_work("probe") as uow:
         uow.audit.add(action="probe")

@@ -1,0 +1,107 @@
+"""The inbox service: store updates before confirming them, lease them per chat, finish them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from engine.clock import utcnow
+from engine.stores import Stores
+from storage.repositories.inbox import DONE, PARKED, Claimed, Received
+
+HEARTBEAT_KEY = "inbox:heartbeat"
+__all__ = ["DONE", "PARKED", "Claimed", "Inbox", "Received"]
+
+
+class Inbox:
+    """One worker's view of the shared inbox (its leases carry `owner`)."""
+
+    def __init__(self, stores: Stores, *, lease_s: float = 30.0) -> None:
+        self._stores = stores
+        self.owner = f"w-{uuid.uuid4().hex[:12]}"
+        self.lease = timedelta(seconds=lease_s)
+
+    @property
+    def shared(self) -> bool:
+        """True when several processes may share this inbox (PostgreSQL)."""
+        return self._stores.db.dialect == "postgresql"
+
+    async def store(self, updates: Sequence[Received]) -> int:
+        """Write updates in one transaction (redeliveries are skipped). Only after this
+        returns may they be confirmed to Telegram.
+
+        Returns:
+            How many of them were new.
+        """
+        async with self._stores.unit_of_work("inbox_store") as uow:
+            return await uow.inbox.add(updates, now=utcnow())
+
+    async def finish_and_claim(
+        self, done: Sequence[int], *, chats: int, run: int = 16
+    ) -> list[Claimed]:
+        """Mark `done` finished and lease up to `chats` chats (up to `run` updates each) to
+        this worker, in one transaction: a chat's next update is claimable at once."""
+        now = utcnow()
+        async with self._stores.unit_of_work("inbox_claim") as uow:
+            await uow.inbox.finish(done, status=DONE, now=now)
+            if chats <= 0:
+                return []
+            return await uow.inbox.claim(
+                owner=self.owner, now=now, lease_until=now + self.lease, chats=chats, run=run
+            )
+
+    async def renew(self) -> None:
+        """Keep this worker's leases alive (called well within the lease time) and say that
+        a worker is running."""
+        now = utcnow()
+        async with self._stores.unit_of_work("inbox_renew") as uow:
+            await uow.inbox.renew(owner=self.owner, lease_until=now + self.lease)
+            await uow.kv.set(HEARTBEAT_KEY, now.isoformat())
+
+    async def worker_alive(self) -> bool:
+        """True if some bot process renewed its leases within the last lease period."""
+        async with self._stores.reading() as repos:
+            value = await repos.kv.get(HEARTBEAT_KEY)
+        return value is not None and utcnow() - datetime.fromisoformat(value) < self.lease
+
+    async def release(self, update_ids: Sequence[int] | None = None) -> None:
+        """Give leased updates back to the inbox (all of them when None)."""
+        async with self._stores.unit_of_work("inbox_release") as uow:
+            await uow.inbox.release(owner=self.owner, update_ids=update_ids)
+
+    async def release_stale(self) -> None:
+        """At start on a single-process store: leases of a previous run are void."""
+        if not self.shared:
+            async with self._stores.unit_of_work("inbox_release_stale") as uow:
+                await uow.inbox.release_all()
+
+    async def retry_later(self, update_id: int, *, delay_s: float, count: bool) -> None:
+        """Put one update back, due in `delay_s` seconds; `count` adds one failed attempt."""
+        not_before = utcnow() + timedelta(seconds=delay_s)
+        async with self._stores.unit_of_work("inbox_retry") as uow:
+            await uow.inbox.retry_later(
+                update_id, owner=self.owner, not_before=not_before, count=count
+            )
+
+    async def finish(self, update_ids: Sequence[int], *, status: str = DONE) -> None:
+        """Mark updates finished (their effects are committed) in one transaction."""
+        async with self._stores.unit_of_work("inbox_finish") as uow:
+            await uow.inbox.finish(update_ids, status=status, now=utcnow())
+
+    async def statuses(self, update_ids: Sequence[int]) -> dict[int, str]:
+        """Status of each update the inbox holds (pending, done, parked)."""
+        async with self._stores.reading() as repos:
+            return await repos.inbox.statuses(update_ids)
+
+    async def waiting_chats(self, *, older_than_s: float) -> list[int]:
+        """Chats with an update waiting longer than `older_than_s` that were not told yet
+        (each is marked told)."""
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        async with self._stores.unit_of_work("inbox_waiting") as uow:
+            return await uow.inbox.waiting(received_before=cutoff)
+
+    async def depth(self) -> tuple[int, datetime | None]:
+        """Pending updates and the arrival time of the oldest."""
+        async with self._stores.reading() as repos:
+            return await repos.inbox.depth()
