@@ -251,6 +251,7 @@ async def run(
     work: Path,
     rng: random.Random,
     keep_log: Path | None = None,
+    profile: Path | None = None,
 ) -> tuple[Phase, Phase, int]:
     emulator = TimedEmulator()
     await emulator.start()
@@ -262,7 +263,10 @@ async def run(
         emulator.user_message(WARM_UP_USER, "/recall " + make_text(rng, QUERIES, ""))
         await emulator.wait_replies(2, process, BOOT_TIMEOUT_S, "warm-up")
         notes = {u: [make_text(rng) for _ in range(per_user)] for u in users}
+        spy = await start_profiler(process.pid, profile) if profile else None
         saves = await burst(emulator, process, "saves", notes, is_saved)
+        if spy is not None:
+            await stop_profiler(spy, profile)
         queries = {
             u: ["/recall " + make_text(rng, QUERIES, "") for _ in range(per_user)] for u in users
         }
@@ -280,6 +284,33 @@ async def run(
             shutil.copyfile(bot.log_path, keep_log)
     log(f"bot exited with {code} after SIGTERM")
     return saves, recalls, code
+
+
+async def start_profiler(pid: int, out: Path | None) -> asyncio.subprocess.Process:
+    """py-spy attached to the bot for the save burst (collapsed stacks, native frames off)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    return await asyncio.create_subprocess_exec(
+        str(spy),
+        "record",
+        "-p",
+        str(pid),
+        "-o",
+        str(out),
+        "--format",
+        "raw",
+        "-r",
+        "200",
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def stop_profiler(spy: asyncio.subprocess.Process, out: Path | None) -> None:
+    """Stop py-spy (SIGINT makes it write its file)."""
+    spy.send_signal(signal.SIGINT)
+    await asyncio.wait_for(spy.wait(), 60)
+    log(f"profile of the save burst written to {out}")
 
 
 def why_missed(saves: Phase, raw: float, ratio: float) -> list[str]:
@@ -366,7 +397,9 @@ async def main(args: Any, argv: list[str]) -> tuple[dict[str, Any], Section]:
     with tempfile.TemporaryDirectory(prefix="bench-bot-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         async with scratch_database(args.db, work) as url:
-            saves, recalls, code = await run(users, args.per_user, url, work, rng, args.bot_log)
+            saves, recalls, code = await run(
+                users, args.per_user, url, work, rng, args.bot_log, args.profile
+            )
     raw_after = raw_encode_per_s(raw_texts, rng)
     raw = max(raw_before, raw_after)  # best of two: less sensitive to other load
     log(f"raw encode {raw_after:.0f}/s after the run")
@@ -397,6 +430,9 @@ def cli() -> None:
     parser.add_argument("--users", type=int, default=None, help="simulated users (50)")
     parser.add_argument("--per-user", type=int, default=None, help="messages per user (20)")
     parser.add_argument("--bot-log", type=Path, default=None, help="keep the bot's log here")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the save burst into this file"
+    )
     argv = sys.argv[1:]
     args = parser.parse_args(argv)
     # --quick: 120 messages per burst, still more than one getUpdates batch (100 updates)

@@ -55,6 +55,7 @@ class MemoryEngine:
     async def aclose(self) -> None:
         """Finish the saves in hand, then release the stores (PTB post_shutdown calls this)."""
         await self.writes.aclose()
+        await self.quotas.aclose()
         await self.stores.aclose()
 
 

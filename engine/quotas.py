@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine.errors import InvalidInput
 from engine.stores import Stores
+from storage.batching import BatchQueue
 from storage.models import utcnow
 
 
@@ -34,13 +35,16 @@ class QuotaService:
     def __init__(self, stores: Stores) -> None:
         self._stores = stores
         self._settings = stores.settings
+        self._queue: BatchQueue[int, bool] = BatchQueue(
+            self._consume_batch, max_batch=256, wait_s=0.0
+        )
 
     async def consume(self, user_id: int) -> None:
-        """Count one operation for today, or raise QuotaExceeded (nothing counted)."""
-        async with self._stores.unit_of_work("quota") as uow:
-            counted = await uow.users.consume_op(
-                user_id=user_id, day=today(), default_limit=self._settings.quota_daily_ops
-            )
+        """Count one operation for today, or raise QuotaExceeded (nothing counted).
+
+        Concurrent calls (many chats at once) share one transaction.
+        """
+        counted = await self._queue.submit(user_id)
         if not counted:
             async with self._stores.reading() as repos:
                 user = await repos.users.get(user_id)
@@ -50,6 +54,18 @@ class QuotaService:
                 cap if cap is not None else self._settings.quota_daily_ops,
                 next_reset(),
             )
+
+    async def _consume_batch(self, user_ids: list[int]) -> list[bool]:
+        day, limit = today(), self._settings.quota_daily_ops
+        async with self._stores.unit_of_work("quota") as uow:
+            return [
+                await uow.users.consume_op(user_id=user_id, day=day, default_limit=limit)
+                for user_id in user_ids
+            ]
+
+    async def aclose(self) -> None:
+        """Stop the batching task."""
+        await self._queue.aclose()
 
     async def check_storage(self, space_id: int) -> None:
         """Raise QuotaExceeded when the space already holds its maximum of memories.

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+SQLITE_READ_POOL = 48  # readers run in parallel (chats in parallel): keep their threads
 WriteSessions = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 
 
@@ -49,9 +50,13 @@ class Database:
             await self.read_engine.dispose()
 
 
-def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
+def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        hide_parameters=True,
+        pool_size=pool_size,  # kept open: each aiosqlite connection is a thread to start
+        max_overflow=pool_size,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -90,12 +95,12 @@ def open_database(url: str) -> Database:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
-        read_engine = _sqlite_engine(url, begin="BEGIN")
+        write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=2)
+        read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=SQLITE_READ_POOL)
         lock: asyncio.Lock | None = asyncio.Lock()
     else:
         write_engine = create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+            url, pool_size=15, max_overflow=15, pool_pre_ping=True, hide_parameters=True
         )
         read_engine = write_engine
         lock = None
