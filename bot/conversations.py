@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -13,6 +13,8 @@ from engine.clock import utcnow
 from engine.stores import Stores
 
 STATE_TIMEOUT = timedelta(minutes=10)
+CACHE_LIMIT = 50_000
+Pending = tuple[str, dict[str, Any], datetime]  # state, payload, set at
 
 
 class Awaiting(StrEnum):
@@ -41,22 +43,47 @@ class ConversationStore:
 
     State is kept per (chat, user): a prompt started in one chat is completed only in that chat.
     For an anonymous group administrator the "user" is the group itself.
+
+    Only a chat's own updates change its state, and the inbox gives a chat to one worker at a
+    time; while this process holds a chat (`hold` … `let_go`), its state is cached here and
+    read from SQL only once.
     """
 
     def __init__(self, stores: Stores, *, timeout: timedelta = STATE_TIMEOUT) -> None:
         self.stores = stores
         self.timeout = timeout
+        self._held: set[int] = set()
+        self._cache: dict[tuple[int, int], Pending | None] = {}
+
+    def hold(self, chat_id: int) -> None:
+        """This process now processes `chat_id` alone: its state may be cached."""
+        if len(self._cache) > CACHE_LIMIT:  # bounded memory: start over
+            self._cache.clear()
+            self._held.clear()
+        self._held.add(chat_id)
+
+    def let_go(self, chat_id: int) -> None:
+        """Another process may take `chat_id` over: forget what was cached of it."""
+        self._held.discard(chat_id)
+        for key in [key for key in self._cache if key[0] == chat_id]:
+            del self._cache[key]
 
     async def get(self, chat_id: int, user_id: int) -> Conversation | None:
         """The pending state, or None (none set, timed out, or unknown to this version)."""
-        async with self.stores.reading() as repos:
-            pending = await repos.conversations.get(chat_id, user_id)
+        key = (chat_id, user_id)
+        if key in self._cache:
+            pending = self._cache[key]
+        else:
+            async with self.stores.reading() as repos:
+                pending = await repos.conversations.get(chat_id, user_id)
+            if chat_id in self._held:
+                self._cache[key] = pending
         if pending is None:
             return None
         state, payload, set_at = pending
         if utcnow() - set_at > self.timeout or state not in KNOWN_STATES:
             return None
-        return Conversation(Awaiting(state), payload)
+        return Conversation(Awaiting(state), dict(payload))
 
     async def set(
         self,
@@ -66,8 +93,13 @@ class ConversationStore:
         payload: dict[str, Any] | None = None,
     ) -> None:
         """Set (or with None, clear) what the bot waits for from `user_id` in `chat_id`."""
+        self._cache.pop((chat_id, user_id), None)
         async with self.stores.unit_of_work("conversation_state") as uow:
             await uow.conversations.set(chat_id, user_id, state.value if state else None, payload)
+        if chat_id in self._held:
+            self._cache[(chat_id, user_id)] = (
+                None if state is None else (state.value, dict(payload or {}), utcnow())
+            )
 
     async def clear(self, chat_id: int, user_id: int) -> None:
         """Forget what the bot was waiting for from `user_id` in `chat_id`."""

@@ -84,11 +84,14 @@ class InboxWorker:
         for row in claimed:
             runs[row.chat_id].append(row)
         for chat_id, run in runs.items():
+            self.processor.services.conversations.hold(chat_id)
             task = asyncio.create_task(self._lane(run), name=f"lane-{chat_id}")
             self._lanes[chat_id] = task
             task.add_done_callback(functools.partial(self._lane_ended, chat_id))
 
     def _lane_ended(self, chat_id: int, _task: asyncio.Task[None]) -> None:
+        if self.inbox.shared:  # another process may take the chat next
+            self.processor.services.conversations.let_go(chat_id)
         self._lanes.pop(chat_id, None)
         self._wake.set()
 

@@ -175,5 +175,6 @@ async def forget_all_answered(update: Update, context: BotContext, callback: Cal
         return "Cancelled"
     count = await services.engine.writes.forget_all(space_id=actor.space_id)
     await purge_chat_traces(services.engine.stores, actor.space_id)
+    services.conversations.let_go(actor.space_id)  # its cached states were just deleted
     await query.edit_message_text(f"🗑 Forgot all {count} memories.")
     return "Done"
