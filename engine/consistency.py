@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import text
 
 from engine.memory import text_digest
 from engine.stores import Stores
 from engine.vector_index import VectorMeta, VectorRef
-from storage.models import utcnow
+from storage.models import MemoryRow, utcnow
 
 LAST_SWEEP_KEY = "last_sweep_at"
+SETTLE_TIMEOUT_S = 60  # PostgreSQL: longest wait for the writes in flight before giving up
+ROW_CHECK_BATCH = 500
 
 
 @dataclass
@@ -76,3 +82,49 @@ async def compare(stores: Stores, *, space_id: int | None = None) -> Consistency
     async with stores.reading() as repos:
         report.last_sweep_at = await repos.kv.get(LAST_SWEEP_KEY)
     return report
+
+
+async def settle_writes(stores: Stores) -> None:
+    """Wait until every memory write in flight has committed or rolled back (a barrier).
+
+    A unit of work changes its rows (flush) before it writes vectors, and holds them until it
+    ends, so once this returns, every vector written before the call belongs to a transaction
+    that has ended. PostgreSQL: a SHARE lock on the memories table, taken and released at
+    once (it waits for every transaction that changed a memory; new writers wait for it, so
+    it gives up after SETTLE_TIMEOUT_S). SQLite: the write lock, which one writer holds.
+    """
+    async with stores.unit_of_work("settle_writes") as uow:
+        if stores.dialect == "postgresql":
+            await uow.session.execute(text(f"SET LOCAL lock_timeout = '{SETTLE_TIMEOUT_S}s'"))
+            await uow.session.execute(text(f"LOCK TABLE {MemoryRow.__tablename__} IN SHARE MODE"))
+        else:
+            await uow.session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: waits for the writer
+
+
+async def still_without_row(stores: Stores, vectors: Sequence[VectorMeta]) -> list[VectorMeta]:
+    """The vectors among `vectors` that still have no row once the writes in flight have ended.
+
+    A vector seen without a row may belong to a save between its vector write and its commit;
+    after `settle_writes` that save has committed (its row is found now) or rolled back.
+
+    Args:
+        stores: the stores to look in.
+        vectors: vectors that `compare` found without a row.
+    """
+    if not vectors:
+        return []
+    await settle_writes(stores)
+    keys = {vector.id: _as_uuid(vector.id) for vector in vectors}
+    wanted = [key for key in keys.values() if key is not None]
+    found: set[uuid.UUID] = set()
+    async with stores.reading() as repos:
+        for start in range(0, len(wanted), ROW_CHECK_BATCH):
+            found.update(await repos.memories.with_ids(wanted[start : start + ROW_CHECK_BATCH]))
+    return [vector for vector in vectors if keys[vector.id] not in found]
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None  # not an id this bot writes: it cannot have a row

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import IntegrityError
 
 
 class MemoryBotError(Exception):
@@ -38,7 +42,11 @@ class MemoryNotFound(InvalidInput):
 
 
 class WriteFailed(MemoryBotError):
-    """A write did not happen; both stores were left as they were (unless said otherwise)."""
+    """A write did not happen; both stores were left as they were (unless said otherwise).
+
+    `cause` (the storage error that made it fail) is kept as `__cause__` even when the error
+    is raised without `from`, so a caller can classify failures by walking the cause chain.
+    """
 
     step = "write"
 
@@ -47,22 +55,38 @@ class WriteFailed(MemoryBotError):
         super().__init__(f"{op} failed at {self.step}{reason}; nothing was changed.")
         self.op = op
         self.ids = list(ids)
+        if cause is not None:
+            self.__cause__ = cause
 
 
 class SqlWriteFailed(WriteFailed):
+    """Flushing the rows failed; SQL was rolled back and no vector was written."""
+
     step = "flush"
 
 
 class VectorWriteFailed(WriteFailed):
+    """The vector write failed; SQL was rolled back, so nothing was saved.
+
+    The write may have landed all the same (a lost reply); undoing it is best effort, and a
+    vector it leaves behind belongs to no committed row: the sweep deletes it after its grace
+    period (the tx log line then says `compensation=deferred`).
+    """
+
     step = "vector_write"
 
 
 class CommitFailed(WriteFailed):
+    """The commit failed; the vector writes made before it were undone."""
+
     step = "commit"
 
 
 class CompensationFailed(WriteFailed):
-    """The commit failed and undoing the vector write failed too: the sweep must repair `ids`."""
+    """A vector write succeeded, the commit failed, and undoing that write failed too.
+
+    The index now disagrees with SQL for `ids`: `memorybot repair` (or the sweep) fixes it.
+    """
 
     step = "compensation"
 
@@ -94,3 +118,13 @@ class AmbiguousId(InvalidInput):
 class BadId(InvalidInput):
     def __init__(self, given: str) -> None:
         super().__init__(f"{given!r} is not a memory id; ids look like 3f2a9c1b.")
+
+
+def translate(op: str, ids: Sequence[str], error: IntegrityError) -> MemoryBotError:
+    """A constraint violation as the domain error it means (SqlWriteFailed if none fits)."""
+    text = str(error.orig if error.orig is not None else error)
+    if "message_id" in text and ("memories" in text or "uq_memories" in text):
+        return SourceTaken()
+    if "UNIQUE" in text or "duplicate key" in text or "unique constraint" in text:
+        return AlreadyExists(op)
+    return SqlWriteFailed(op, ids, error)

@@ -8,7 +8,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.consistency import LAST_SWEEP_KEY, ConsistencyReport, compare
+from engine.consistency import (
+    LAST_SWEEP_KEY,
+    ConsistencyReport,
+    compare,
+    settle_writes,
+    still_without_row,
+)
 from engine.memory import vector_record
 from engine.stores import GENERATION_KEY, Stores
 from engine.vector_index import VectorMeta, VectorRef
@@ -56,11 +62,12 @@ class IndexCare:
     ) -> SweepResult:
         """Repair drift between SQL and Chroma, in batches; safe to stop and run again.
 
-        Vectors without a row are deleted once older than the grace period, so a vector whose
-        transaction may still be in flight is never touched. Rows without a vector are
-        re-embedded from their text, and vectors that disagree with their row (owner or text)
-        are rewritten, each batch under the rows' write lock (flush → vector write → commit
-        discipline: a concurrent edit or forget waits for us, or we for it).
+        Vectors without a row are deleted once older than the grace period, and only if they
+        still have no row once every write in flight has ended (`still_without_row`): a vector
+        whose transaction is in flight is never touched, even with `grace_s=0`. Rows without a
+        vector are re-embedded from their text, and vectors that disagree with their row (owner
+        or text) are rewritten, each batch under the rows' write lock (flush → vector write →
+        commit discipline: a concurrent edit or forget waits for us, or we for it).
 
         Args:
             grace_s: minimum age of drift to act on (default `sweep_grace_s`).
@@ -76,7 +83,8 @@ class IndexCare:
             ripe = [v for v in chosen if v.written_at <= cutoff]
             return ripe, len(chosen) - len(ripe)
 
-        orphans, young_orphans = pick(report.orphans)
+        ripe_orphans, young_orphans = pick(report.orphans)
+        orphans = await still_without_row(self._stores, ripe_orphans)
         stale, young_stale = pick(report.stale)
         missing = [r for r in report.missing if wanted is None or r.id in wanted]
         for start in range(0, len(orphans), SWEEP_BATCH):
@@ -113,7 +121,11 @@ class IndexCare:
             )
 
     async def repair(self, *, ids: Sequence[str] | None = None) -> SweepResult:
-        """Repair drift now, without a grace period (after a CompensationFailed, or by hand)."""
+        """Repair drift now, without a grace period (after a CompensationFailed, or by hand).
+
+        A save between its vector write and its commit keeps its vector: a vector without a
+        row is deleted only if it still has none once the writes in flight have ended.
+        """
         return await self.sweep(grace_s=0, ids=ids)
 
     async def reindex(
@@ -123,8 +135,10 @@ class IndexCare:
 
         Recall keeps using the old generation until the switch. Other running processes
         follow the switch within FOLLOW_INTERVAL_S (`follow_generation`); `settle_s` waits for
-        them before the old generation is dropped, and a sweep then catches up with every
-        write made meanwhile.
+        them. Then every write still in flight (its vector went to the old generation) is
+        waited for, and a repair catches up with every write made meanwhile: a row committed
+        by then without a vector in the new generation is re-embedded, and a vector of a save
+        in flight (written to the new generation) is kept.
 
         Args:
             progress: called with the number of memories indexed by each chunk.
@@ -152,8 +166,9 @@ class IndexCare:
         await vectors.switch_generation(target)
         if settle_s:
             await asyncio.sleep(settle_s)
+        await settle_writes(self._stores)  # what wrote to `previous` has committed or not
         await vectors.drop_generation(previous)
-        await self.sweep(grace_s=0)  # catch up with writes made during the rebuild
+        await self.repair()  # catch up with writes made during the rebuild
         return len(ids)
 
     async def upgrade_layout(self) -> bool:

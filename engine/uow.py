@@ -5,6 +5,8 @@ semantics): leaving the block normally flushes and commits; leaving it by an exc
 SQL back and undoes every vector write made inside it. Memory writes follow
 flush → vector write → commit; if the commit fails the vector writes are compensated.
 A SQL-only write is the same block without vector steps.
+A failed vector write is VectorWriteFailed (its undo is best effort: no row was committed);
+CompensationFailed only says that a vector write which succeeded could not be undone.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.errors import (
-    AlreadyExists,
     CommitFailed,
     CompensationFailed,
-    SourceTaken,
     SqlWriteFailed,
     VectorWriteFailed,
+    translate,
 )
 from engine.faults import Faults, Step
 from engine.vector_index import VectorIndex, VectorRecord, VectorRef
@@ -36,21 +37,6 @@ log = logging.getLogger("memorybot.tx")
 COMPENSATION_ATTEMPTS = 3
 COMPENSATION_BACKOFF_S = 0.05
 Undo = Callable[[], Awaitable[None]]
-
-
-def translate(op: str, ids: Sequence[str], error: IntegrityError) -> Exception:
-    """A constraint violation as the domain error it means."""
-    text = str(error.orig if error.orig is not None else error)
-    if "message_id" in text and ("memories" in text or "uq_memories" in text):
-        return SourceTaken()
-    if "UNIQUE" in text or "duplicate key" in text or "unique constraint" in text:
-        return AlreadyExists(op)
-    return SqlWriteFailed(op, ids, error)
-
-
-def _ids_text(ids: Sequence[str]) -> str:
-    shown = ",".join(ids[:10])
-    return shown + (f",+{len(ids) - 10}more" if len(ids) > 10 else "")
 
 
 class UnitOfWork(Repositories):
@@ -67,6 +53,7 @@ class UnitOfWork(Repositories):
         self.op = op
         self.ids: list[str] = []
         self._undo: list[Undo] = []
+        self._failed_write: Undo | None = None  # the undo of a vector write that raised
         self.committed = False
         self._started = 0.0
 
@@ -126,45 +113,59 @@ class UnitOfWork(Repositories):
             self._faults.check(Step.VECTOR_WRITE)
             await write()
         except Exception as error:
+            self._failed_write = undo
             raise VectorWriteFailed(self.op, self.ids, error) from error
 
     async def _commit(self) -> None:
         """Step 3: make the rows durable; on failure undo the vector writes and raise."""
+        flushed = False
         try:
             await self.session.flush()  # what the block left pending (no seam: not a step)
-        except Exception as error:
-            await self._rollback_quietly()
-            await self._compensate()
-            if isinstance(error, IntegrityError):
-                raise translate(self.op, self.ids, error) from error
-            raise SqlWriteFailed(self.op, self.ids, error) from error
-        try:
+            flushed = True
             self._faults.check(Step.COMMIT)
             await self.session.commit()
         except Exception as error:
             await self._rollback_quietly()
             await self._compensate()
-            raise CommitFailed(self.op, self.ids, error) from error
+            if flushed:
+                raise CommitFailed(self.op, self.ids, error) from error
+            if isinstance(error, IntegrityError):
+                raise translate(self.op, self.ids, error) from error
+            raise SqlWriteFailed(self.op, self.ids, error) from error
         self.committed = True
         self._log("committed", logging.INFO)
 
     async def _compensate(self) -> None:
+        """Undo the vector writes, newest first, retrying each; raise if one cannot be undone.
+
+        Only the undo of the write that failed is best effort, tried once (the write may have
+        landed): if it fails, what it left belongs to no committed row and the sweep deletes
+        it, so it is logged as deferred and the VectorWriteFailed stands.
+        """
         undo, self._undo = self._undo, []
-        if not undo:
-            self._log("rolled_back", logging.INFO)
-            return
+        deferred: Exception | None = None
         for step in reversed(undo):
-            for attempt in range(COMPENSATION_ATTEMPTS):
+            best_effort = step is self._failed_write
+            attempts = 1 if best_effort else COMPENSATION_ATTEMPTS
+            for attempt in range(attempts):
                 try:
                     self._faults.check(Step.COMPENSATION)
                     await step()
                     break
                 except Exception as error:
-                    if attempt == COMPENSATION_ATTEMPTS - 1:
-                        self._log("compensation_failed", logging.ERROR)
+                    if attempt < attempts - 1:
+                        await asyncio.sleep(COMPENSATION_BACKOFF_S * 2**attempt)
+                    elif best_effort:
+                        deferred = error
+                    else:
+                        self._log("compensation_failed", logging.ERROR, error)
                         raise CompensationFailed(self.op, self.ids, error) from error
-                    await asyncio.sleep(COMPENSATION_BACKOFF_S * 2**attempt)
-        self._log("compensated", logging.WARNING)
+        if deferred is not None:
+            self._log("rolled_back", logging.WARNING, deferred, " compensation=deferred")
+        elif undo:
+            self._log("compensated", logging.WARNING)
+        else:
+            self._log("rolled_back", logging.INFO)
 
     async def _rollback_quietly(self) -> None:
         try:
@@ -189,16 +190,14 @@ class UnitOfWork(Repositories):
         finally:
             await self._opened.__aexit__(None, None, None)
 
-    def _log(self, outcome: str, level: int) -> None:
+    def _log(
+        self, outcome: str, level: int, error: Exception | None = None, note: str = ""
+    ) -> None:
+        """The one line per transaction outcome: ids and error type, never a memory's text."""
         if not self.ids and level == logging.INFO:
             level = logging.DEBUG  # SQL-only bookkeeping: no memory changed
-        elapsed_ms = (time.perf_counter() - self._started) * 1000
-        log.log(
-            level,
-            "tx op=%s outcome=%s n=%d ids=%s ms=%.1f",
-            self.op,
-            outcome,
-            len(self.ids),
-            _ids_text(self.ids),
-            elapsed_ms,
-        )
+        shown = ",".join(self.ids[:10]) + (f",+{len(self.ids) - 10}more" if self.ids[10:] else "")
+        cause = f" error={type(error).__name__}" if error is not None else ""
+        elapsed = f"{(time.perf_counter() - self._started) * 1000:.1f}"
+        line = "tx op=%s outcome=%s%s n=%d ids=%s ms=%s%s"
+        log.log(level, line, self.op, outcome, note, len(self.ids), shown, elapsed, cause)

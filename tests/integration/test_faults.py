@@ -4,6 +4,8 @@ The full matrix (also save_many and forget_all, and a compensation that fails on
 fakes in tests/unit/test_fault_matrix.py. This smaller one keeps the real adapter honest:
 each named step (FLUSH, VECTOR_WRITE, COMMIT, COMPENSATION) broken for save, edit and forget,
 a Chroma write that lands but reports an error, and an edit's old vector restored in Chroma.
+A failed Chroma write is VectorWriteFailed even when its undo fails too (Chroma down):
+CompensationFailed only follows a commit failure whose undo failed.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ async def test_failing_step_leaves_both_stores_unchanged(
 
 
 @pytest.mark.parametrize("op", REAL_OPS)
-async def test_lost_compensation_is_typed_and_repairable(
+async def test_lost_compensation_after_a_failed_commit_is_typed_and_repairable(
     engine: MemoryEngine, faults: Faults, reopen: Any, op: str
 ) -> None:
     ids = await seed(engine)
@@ -88,6 +90,61 @@ async def test_vector_write_that_applied_but_failed_is_undone(
     before = await snapshot(engine, 1)
     real = engine.stores.vectors
     engine.stores.vectors = ApplyThenFail(real)  # type: ignore[assignment]
+    with pytest.raises(VectorWriteFailed):
+        await OPS[op](engine, ids)
+    engine.stores.vectors = real
+    assert await snapshot(engine, 1) == before
+    await assert_agree(reopen, 1)
+
+
+@pytest.mark.parametrize("op", REAL_OPS)
+async def test_write_that_applied_but_failed_and_whose_undo_failed_is_a_vector_write_failure(
+    engine: MemoryEngine, faults: Faults, reopen: Any, op: str
+) -> None:
+    ids = await seed(engine)
+    before = await snapshot(engine, 1)
+    real = engine.stores.vectors
+    engine.stores.vectors = ApplyThenFail(real)  # type: ignore[assignment]
+    faults.fail(Step.COMPENSATION, times=99)
+    with pytest.raises(VectorWriteFailed) as caught:
+        await OPS[op](engine, ids)
+    engine.stores.vectors = real
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert (await snapshot(engine, 1))[0] == before[0]  # SQL: nothing was written
+    assert (await engine.index.check()).drift  # what the write left, until the sweep
+    faults.fail(Step.COMPENSATION, times=0)
+    await engine.index.sweep(grace_s=0)
+    assert await snapshot(engine, 1) == before
+    await assert_agree(reopen, 1)
+
+
+class Down:
+    """Chroma stopped: every call fails, as with `chroma run` killed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def upsert(self, records: Sequence[VectorRecord]) -> None:
+        raise ConnectionError("chroma is down")
+
+    async def delete(self, refs: Sequence[VectorRef]) -> None:
+        raise ConnectionError("chroma is down")
+
+    async def fetch(self, refs: Sequence[VectorRef]) -> list[VectorRecord]:
+        raise ConnectionError("chroma is down")
+
+
+@pytest.mark.parametrize("op", REAL_OPS)
+async def test_chroma_down_is_a_vector_write_failure_and_changes_nothing(
+    engine: MemoryEngine, reopen: Any, op: str
+) -> None:
+    ids = await seed(engine)
+    before = await snapshot(engine, 1)
+    real = engine.stores.vectors
+    engine.stores.vectors = Down(real)  # type: ignore[assignment]
     with pytest.raises(VectorWriteFailed):
         await OPS[op](engine, ids)
     engine.stores.vectors = real

@@ -3,7 +3,9 @@
 Each of save, save_many, edit, forget and forget_all is broken at FLUSH, VECTOR_WRITE and
 COMMIT, with a compensation that fails once (retried) or for good (typed, then repaired), and
 with a vector write that lands but reports an error. Afterwards SQL and the index agree, and
-the index holds exactly the records it held before (embeddings included).
+the index holds exactly the records it held before (embeddings included). A vector write that
+fails is VectorWriteFailed even when its undo fails too (the vector store is down): SQL is
+unchanged, and whatever the write left is drift the sweep repairs.
 tests/integration/test_faults.py repeats the steps for save, edit and forget on real Chroma.
 """
 
@@ -77,7 +79,7 @@ async def test_compensation_that_fails_once_is_retried(
 
 
 @pytest.mark.parametrize("op", list(OPS))
-async def test_lost_compensation_is_typed_and_repairable(
+async def test_lost_compensation_after_a_failed_commit_is_typed_and_repairable(
     fake_engine: MemoryEngine, faults: Faults, reopen_fake: Reopen, op: str
 ) -> None:
     ids = await seed(fake_engine)
@@ -106,6 +108,34 @@ async def test_vector_write_that_applied_but_failed_is_undone(
     with pytest.raises(VectorWriteFailed):
         await OPS[op](fake_engine, ids)
     assert not fake_index.fail_next  # the failure was really hit
+    assert await snapshot(fake_engine, 1) == before
+    assert stored(fake_index) == held
+    await assert_agree(reopen_fake, 1)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("landed", [False, True], ids=["refused", "landed"])
+async def test_failed_vector_write_with_failed_undo_is_a_vector_write_failure(
+    fake_engine: MemoryEngine,
+    fake_index: InMemoryVectorIndex,
+    faults: Faults,
+    reopen_fake: Reopen,
+    op: str,
+    landed: bool,
+) -> None:
+    ids = await seed(fake_engine)
+    before, held = await snapshot(fake_engine, 1), stored(fake_index)
+    fake_index.fail_after_apply = landed  # landed: the write is applied, its reply lost
+    fake_index.fail_next.add(VECTOR_CALL[op])
+    faults.fail(Step.COMPENSATION, times=99)  # and the undo fails too
+    with pytest.raises(VectorWriteFailed) as caught:
+        await OPS[op](fake_engine, ids)
+    assert caught.value.ids
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert (await snapshot(fake_engine, 1))[0] == before[0]  # SQL: nothing was written
+    assert (await fake_engine.index.check()).drift == landed
+    faults.fail(Step.COMPENSATION, times=0)
+    await fake_engine.index.sweep(grace_s=0)
     assert await snapshot(fake_engine, 1) == before
     assert stored(fake_index) == held
     await assert_agree(reopen_fake, 1)

@@ -1,4 +1,9 @@
-"""engine.uow.UnitOfWork when the commit fails: vector writes are undone (or reported)."""
+"""engine.uow.UnitOfWork when a write fails: vector writes are undone (or reported truly).
+
+A commit that fails after a vector write succeeded must undo that write: if it cannot, that is
+CompensationFailed. A vector write that fails is VectorWriteFailed whatever its undo does: the
+undo is tried once, and if it fails too the outcome is logged as deferred to the sweep.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import uuid
 import pytest
 
 from engine import uow as uow_module
-from engine.errors import CommitFailed, CompensationFailed
-from engine.faults import Step
+from engine.errors import CommitFailed, CompensationFailed, VectorWriteFailed
+from engine.faults import InjectedFault, Step
 from engine.uow import UnitOfWork
 from storage.db import Database
 from storage.models import MemoryRow
@@ -153,3 +158,62 @@ async def test_every_vector_write_is_undone_newest_first(
     assert undo == [("delete", [str(second)]), ("delete", [str(first)])]
     assert store.records == {}
     assert outcomes(caplog) == ["compensated"]
+
+
+def deferred_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "compensation=deferred" in r.getMessage()]
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["refused", "landed"])
+async def test_vector_write_whose_undo_fails_too_is_a_vector_write_failure(
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture, landed: bool
+) -> None:
+    store.fail_next = {"upsert"}  # the vector store is down: the write fails...
+    store.fail_after_apply = landed  # ...before or after it landed (a lost reply)
+    memory_id = uuid.uuid4()
+    with pytest.raises(VectorWriteFailed) as caught:
+        await run(db, store, saving(memory_id), faults=faults_at(compensation=1))  # undo too
+    assert caught.value.ids == [str(memory_id)]
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert await rows(db) == []  # SQL was rolled back: nothing was saved
+    assert list(store.records) == ([str(memory_id)] if landed else [])  # at worst an orphan
+    assert [call[0] for call in store.calls] == ["upsert"]  # one undo attempt, no retry
+    assert outcomes(caplog) == ["rolled_back"]
+    [line] = deferred_lines(caplog)
+    assert line.levelno == logging.WARNING
+    assert str(memory_id) in line.getMessage()
+    assert "error=InjectedFault" in line.getMessage()
+    assert "buy milk" not in caplog.text
+
+
+async def test_vector_store_down_for_write_and_undo_is_a_vector_write_failure(
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.fail_next = {"upsert", "delete"}  # Chroma stopped: every call fails
+    with pytest.raises(VectorWriteFailed):
+        await run(db, store, saving(uuid.uuid4()))
+    assert [call[0] for call in store.calls] == ["upsert", "delete"]
+    assert await rows(db) == []
+    assert store.records == {}
+    assert outcomes(caplog) == ["rolled_back"]
+    assert len(deferred_lines(caplog)) == 1
+
+
+async def test_an_earlier_write_that_cannot_be_undone_is_still_compensation_failed(
+    db: Database, store: InMemoryVectorIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    async def body(uow: UnitOfWork) -> None:
+        await saving(first)(uow)  # this vector write succeeds
+        store.fail_next = {"upsert"}
+        await saving(second, user=False)(uow)  # this one fails
+
+    faults = faults_at(compensation=1 + uow_module.COMPENSATION_ATTEMPTS)
+    with pytest.raises(CompensationFailed) as caught:
+        await run(db, store, body, faults=faults)
+    assert caught.value.ids == [str(first), str(second)]
+    assert isinstance(caught.value.__cause__, InjectedFault)
+    assert await rows(db) == []
+    assert list(store.records) == [str(first)]
+    assert outcomes(caplog) == ["compensation_failed"]
