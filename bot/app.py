@@ -8,7 +8,6 @@ from telegram import BotCommand, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
@@ -32,6 +31,7 @@ from bot.handlers.common import reply
 from bot.handlers.router import addressed_to_me, button_pressed, plain_message
 from bot.handlers.saving import edited_message, save_command
 from bot.handlers.searching import forget_all_command, list_command, recall_command
+from bot.limiter import ChatRateLimiter
 from bot.logsafe import log_failure
 from bot.services import KEY, BotServices
 from engine.app import MemoryEngine
@@ -90,7 +90,7 @@ def build_application(
         settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
     )
     api = base_url or settings.telegram_api_base_url
-    limiter = AIORateLimiter(overall_max_rate=settings.telegram_max_rate, max_retries=3)
+    limiter = ChatRateLimiter(settings.telegram_max_rate)
     app = (
         Application.builder()
         .context_types(CONTEXT_TYPES)

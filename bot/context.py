@@ -8,7 +8,7 @@ from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, Job
 
 from bot.services import KEY, BotServices
 
-# PTB's ExtBot, typed by its rate limiter's per-request argument (AIORateLimiter: an int).
+# PTB's ExtBot, typed by its rate limiter's per-request argument (ChatRateLimiter: an int).
 Bot = ExtBot[int]
 
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 from telegram.error import Forbidden, TelegramError
 
+from bot.deadline import deadline
 from bot.logsafe import describe_error
 from bot.processing import Unparseable, UpdateProcessor
 from engine.breaker import Breakers, store_of
@@ -41,6 +42,7 @@ class InboxWorker:
         self.deadline_s = settings.update_deadline_s
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._done: list[int] = []
+        self._release: list[int] = []  # leased to us, not in any lane: given back next claim
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -73,10 +75,12 @@ class InboxWorker:
             return
         free = self.settings.inbox_parallel_chats - len(self._lanes)
         done, self._done = self._done, []
+        release, self._release = self._release, []
         try:
-            claimed = await self.inbox.finish_and_claim(done, chats=max(free, 0))
+            claimed = await self.inbox.finish_and_claim(done, release=release, chats=max(free, 0))
         except Exception as error:
             self._done = done + self._done  # marked next time
+            self._release = release + self._release
             self._store_failed(error, "claim")
             return
         self.breakers.sql.success()
@@ -103,13 +107,15 @@ class InboxWorker:
 
     async def _lane(self, run: list[Claimed]) -> None:
         for index, row in enumerate(run):
+            handed_back = False  # `_handle` put this update back itself (retry_later)
             try:
                 finished = not self._stopping.is_set() and await self._handle(row)
-            except Exception as error:  # the inbox itself failed (SQL down): lease runs out
+                handed_back = not finished and not self._stopping.is_set()
+            except Exception as error:  # the inbox itself failed (SQL down)
                 self._store_failed(error, f"update={row.update_id}")
                 finished = False
             if not finished:
-                rest = run[index + 1 :] if not self._stopping.is_set() else run[index:]
+                rest = run[index + 1 :] if handed_back else run[index:]
                 await self._give_back([r.update_id for r in rest])
                 return
 
@@ -125,7 +131,8 @@ class InboxWorker:
             return True
         failure: BaseException | None
         try:
-            failure = await asyncio.wait_for(self.processor.run_once(update), self.deadline_s)
+            async with deadline(self.deadline_s):  # send limits extend it (bot.limiter)
+                failure = await self.processor.run_once(update)
         except TimeoutError:
             log.warning("update=%s passed its %.0fs deadline", row.update_id, self.deadline_s)
             return await self._retry(row, TimeoutError("deadline"), count=True)
@@ -134,6 +141,7 @@ class InboxWorker:
                 log.warning("update=%s not answered: %s", row.update_id, describe_error(failure))
             self.breakers.success()
             self._done.append(row.update_id)
+            self.inbox.wait_over(row.chat_id)
             return True
         store = store_of(failure)
         if store is not None and self.breakers.of(store).failure(failure):
@@ -146,6 +154,7 @@ class InboxWorker:
         if count and attempt >= self.processor.attempts:
             assert row.raw is not None
             await self.processor.park(row.update_id, row.raw, error, attempts=attempt)
+            self.inbox.wait_over(row.chat_id)
             return True
         log.warning(
             "update=%s attempt=%d failed, retried later: %s",
@@ -158,9 +167,13 @@ class InboxWorker:
         return False
 
     async def _give_back(self, update_ids: list[int]) -> None:
+        """Release leased updates; if SQL fails, with the next claim (the heartbeat keeps
+        renewing our leases, so they would never run out on their own)."""
         if update_ids:
-            with contextlib.suppress(Exception):  # the lease runs out if this fails
+            try:
                 await self.inbox.release(update_ids)
+            except Exception:
+                self._release.extend(update_ids)
 
     def _store_failed(self, error: BaseException, what: str) -> None:
         store = store_of(error)

@@ -1,0 +1,130 @@
+"""Telegram's send limits, kept per chat: a throttled group waits alone.
+
+PTB's AIORateLimiter lets a group's 21st message go 3 s after the 20th, which Telegram's
+sliding minute answers with a 429, and then pauses every chat for the retry time. Here each
+group keeps an exact sliding window (20 sends per 60 s), all chats share the overall window
+(30 per second), and a 429 pauses only the chat it came for. Time spent waiting here is
+added to the current update's deadline (`bot.deadline`), since the update is not hung.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+from bot.deadline import extend_deadline
+
+log = logging.getLogger("memorybot.limiter")
+JSON = bool | dict[str, Any] | list[dict[str, Any]]
+GROUP_PER_MINUTE = 20
+MAX_RETRIES = 3
+
+
+class SlidingWindow:
+    """At most `limit` events in any `period_s` seconds; `acquire` waits for a free slot."""
+
+    def __init__(self, limit: int, period_s: float) -> None:
+        self.limit = limit
+        self.period_s = period_s
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self.paused_until = 0.0
+
+    def delay(self, now: float) -> float:
+        """Seconds until a slot is free (0: now)."""
+        while self._times and now - self._times[0] >= self.period_s:
+            self._times.popleft()
+        wait = self.paused_until - now
+        if len(self._times) >= self.limit:
+            wait = max(wait, self._times[0] + self.period_s - now)
+        return max(0.0, wait)
+
+    async def acquire(self) -> float:
+        """Take a slot, waiting if needed; returns how long it waited."""
+        loop = asyncio.get_running_loop()
+        waited = 0.0
+        async with self._lock:  # in order of arrival
+            while (wait := self.delay(loop.time())) > 0:
+                extend_deadline(wait)
+                await asyncio.sleep(wait)
+                waited += wait
+            self._times.append(loop.time())
+        return waited
+
+
+class ChatRateLimiter(BaseRateLimiter[int]):
+    """Overall rate across chats, an exact per-group minute window, 429s paused per chat."""
+
+    def __init__(self, overall_per_s: int, *, group_per_minute: int = GROUP_PER_MINUTE) -> None:
+        self._overall = SlidingWindow(overall_per_s, 1.0) if overall_per_s > 0 else None
+        self._group_per_minute = group_per_minute
+        self._chats: dict[int | str, SlidingWindow] = {}
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+    def _window(self, chat_id: int | str) -> SlidingWindow:
+        window = self._chats.get(chat_id)
+        if window is None:
+            group = isinstance(chat_id, str) or chat_id < 0
+            limit = self._group_per_minute if group else 10_000  # private: only 429 pauses
+            window = self._chats[chat_id] = SlidingWindow(limit, 60.0)
+            if len(self._chats) > 100_000:  # forget idle chats now and then
+                self._chats = {chat_id: window}
+        return window
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, JSON]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> JSON:
+        """Send once the chat's and the overall windows allow; retry a 429 after its pause."""
+        chat_id = _chat_of(data)
+        window = self._window(chat_id) if chat_id is not None else None
+        for attempt in range(MAX_RETRIES + 1):
+            if window is not None:
+                await window.acquire()
+            if self._overall is not None:
+                await self._overall.acquire()
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                if attempt == MAX_RETRIES:
+                    raise
+                pause = _seconds(error.retry_after) + 0.1
+                log.info("429 for chat=%s %s: that chat waits %.1fs", chat_id, endpoint, pause)
+                target = window or self._overall
+                if target is not None:
+                    loop = asyncio.get_running_loop()
+                    target.paused_until = max(target.paused_until, loop.time() + pause)
+                else:
+                    extend_deadline(pause)
+                    await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
+
+
+def _chat_of(data: dict[str, Any]) -> int | str | None:
+    chat_id = data.get("chat_id")
+    if chat_id is None:
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        return int(chat_id)
+    return str(chat_id)
+
+
+def _seconds(value: Any) -> float:
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
