@@ -1,0 +1,68 @@
+"""The per-chat send limiter: exact group windows, 429 pauses that hold one chat only."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from telegram.error import RetryAfter
+
+from bot.deadline import deadline
+from bot.limiter import ChatRateLimiter, SlidingWindow
+
+
+def test_window_allows_limit_then_waits_until_the_oldest_leaves() -> None:
+    window = SlidingWindow(3, 60.0)
+    for t in (0.0, 1.0, 2.0):
+        assert window.delay(t) == 0
+        window._times.append(t)
+    assert window.delay(10.0) == 50.0  # the 4th waits for the first to be 60 s old
+    assert window.delay(60.0) == 0  # exactly a minute later a slot is free
+
+
+def test_window_pause_holds_even_with_free_slots() -> None:
+    window = SlidingWindow(20, 60.0)
+    window.paused_until = 5.0
+    assert window.delay(1.0) == 4.0
+    assert window.delay(6.0) == 0
+
+
+async def test_a_429_pauses_its_chat_and_not_the_others() -> None:
+    limiter = ChatRateLimiter(0)
+    calls: list[str] = []
+    refused = {"group": 1}
+
+    async def send(chat: str) -> dict[str, Any]:
+        calls.append(chat)
+        if chat == "group" and refused["group"]:
+            refused["group"] -= 1
+            raise RetryAfter(1)
+        return {"ok": chat}
+
+    async def request(chat: str, chat_id: int) -> Any:
+        return await limiter.process_request(
+            send, (chat,), {}, "sendMessage", {"chat_id": chat_id}, None
+        )
+
+    group = asyncio.create_task(request("group", -1_000_000_800_001))
+    await asyncio.sleep(0.05)  # the group got its 429 and waits
+    assert await request("private", 42) == {"ok": "private"}  # not held behind the group
+    assert calls == ["group", "private"]
+    assert await group == {"ok": "group"}
+    assert calls == ["group", "private", "group"]
+
+
+async def test_groups_keep_an_exact_window_and_the_wait_extends_the_deadline() -> None:
+    limiter = ChatRateLimiter(0, group_per_minute=2)
+    sent: list[int] = []
+
+    async def send(n: int) -> bool:
+        sent.append(n)
+        return True
+
+    window = limiter._window(-5)
+    window.period_s = 0.3  # a short "minute" for the test
+    async with deadline(0.2):  # would expire while waiting for the window, but is extended
+        for n in range(4):
+            await limiter.process_request(send, (n,), {}, "sendMessage", {"chat_id": -5}, None)
+    assert sent == [0, 1, 2, 3]
