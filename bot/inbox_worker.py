@@ -192,13 +192,14 @@ class InboxWorker:
                 await self.processor.app.bot.send_message(chat_id, DELAYED)
 
     async def heartbeat(self) -> None:
-        """Renew this worker's leases until stopped (supervised)."""
+        """Renew this worker's leases (and say it is alive) at once, then every third of the
+        lease time, until stopped (supervised)."""
         interval = self.inbox.lease.total_seconds() / 3
         while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
             if not self.breakers.sql.is_open:
                 await self.inbox.renew()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
 
     async def _drain(self) -> None:
         """Let the lanes in hand finish within the grace period, then give back the rest."""
@@ -213,3 +214,4 @@ class InboxWorker:
                 await self.inbox.finish(self._done, status=DONE)
                 self._done = []
             await self.inbox.release()
+            await self.inbox.retire()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from engine.clock import utcnow
@@ -21,6 +21,22 @@ class Inbox:
         self._stores = stores
         self.owner = f"w-{uuid.uuid4().hex[:12]}"
         self.lease = timedelta(seconds=lease_s)
+        self._told: set[int] = set()  # chats this process told of a delay, until it ends
+
+    def tell_once(self, chat_ids: Iterable[int]) -> list[int]:
+        """Those of `chat_ids` not yet told that their messages wait (now marked told).
+
+        The intake (holding a batch while SQL is down) and the worker (while a breaker is
+        open) both tell chats; with this they tell each chat once per wait, even when the
+        inbox rows that record it (`notified`) could not be written.
+        """
+        new = sorted(set(chat_ids) - self._told)
+        self._told.update(new)
+        return new
+
+    def wait_over(self, chat_id: int) -> None:
+        """An update of `chat_id` was finished: a later delay is a new wait, told again."""
+        self._told.discard(chat_id)
 
     @property
     def shared(self) -> bool:
@@ -38,13 +54,16 @@ class Inbox:
             return await uow.inbox.add(updates, now=utcnow())
 
     async def finish_and_claim(
-        self, done: Sequence[int], *, chats: int, run: int = 16
+        self, done: Sequence[int], *, chats: int, run: int = 16, release: Sequence[int] = ()
     ) -> list[Claimed]:
-        """Mark `done` finished and lease up to `chats` chats (up to `run` updates each) to
-        this worker, in one transaction: a chat's next update is claimable at once."""
+        """Mark `done` finished, give back `release` (leased, left unprocessed), and lease up
+        to `chats` chats (up to `run` updates each) to this worker, in one transaction: a
+        chat's next update is claimable at once."""
         now = utcnow()
         async with self._stores.unit_of_work("inbox_claim") as uow:
             await uow.inbox.finish(done, status=DONE, now=now)
+            if release:
+                await uow.inbox.release(owner=self.owner, update_ids=release)
             if chats <= 0:
                 return []
             return await uow.inbox.claim(
@@ -58,6 +77,11 @@ class Inbox:
         async with self._stores.unit_of_work("inbox_renew") as uow:
             await uow.inbox.renew(owner=self.owner, lease_until=now + self.lease)
             await uow.kv.set(HEARTBEAT_KEY, now.isoformat())
+
+    async def retire(self) -> None:
+        """This worker stops: it no longer counts as a running bot."""
+        async with self._stores.unit_of_work("inbox_retire") as uow:
+            await uow.kv.delete_prefix(HEARTBEAT_KEY)
 
     async def worker_alive(self) -> bool:
         """True if some bot process renewed its leases within the last lease period."""
@@ -99,7 +123,8 @@ class Inbox:
         (each is marked told)."""
         cutoff = utcnow() - timedelta(seconds=older_than_s)
         async with self._stores.unit_of_work("inbox_waiting") as uow:
-            return await uow.inbox.waiting(received_before=cutoff)
+            chats = await uow.inbox.waiting(received_before=cutoff)
+        return self.tell_once(chats)
 
     async def depth(self) -> tuple[int, datetime | None]:
         """Pending updates and the arrival time of the oldest."""
