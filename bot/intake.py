@@ -108,8 +108,12 @@ class PollingIntake:
         return True
 
     async def _tell_waiting(self, raw: list[dict[str, Any]], told: set[int]) -> None:
-        for chat_id in {c for c in map(chat_in, raw) if c is not None} - told:
-            told.add(chat_id)
+        """Tell the batch's chats that their messages wait (unless told already in this
+        wait, by us or by the worker); `told` gets them all, so that their rows are stored
+        as told."""
+        chats = {c for c in map(chat_in, raw) if c is not None} - told
+        told.update(chats)
+        for chat_id in self.inbox.tell_once(chats):
             with contextlib.suppress(TelegramError):
                 await self.bot.send_message(chat_id, DELAYED)
 
