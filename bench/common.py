@@ -67,6 +67,15 @@ def pct(values: Sequence[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 2)
 
 
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and max of `values` (ms), each rounded to 0.01; NaN for no values."""
+    return {
+        "p50": pct(values, 0.5),
+        "p95": pct(values, 0.95),
+        "max": round(max(values), 2) if values else float("nan"),
+    }
+
+
 def rate(count: int, seconds: float) -> float:
     """count / seconds, rounded to 0.1 (0 for an empty interval)."""
     return round(count / seconds, 1) if seconds > 0 else 0.0
@@ -179,13 +188,17 @@ class Row:
 
 @dataclass(frozen=True)
 class Section:
-    """A bench script's section: a title, facts, the table and why missed targets were missed."""
+    """A bench script's section: a title, facts, the table and why missed targets were missed.
+
+    `tables`: more markdown lines (e.g. a per-size table) printed after the targets table.
+    """
 
     title: str
     command: str
     facts: Sequence[str]
     rows: Sequence[Row]
     why: Sequence[str] = ()
+    tables: Sequence[str] = ()
 
     def markdown(self) -> str:
         lines = [
@@ -200,6 +213,8 @@ class Section:
             "| --- | --- | --- | --- |",
             *(row.markdown() for row in self.rows),
         ]
+        if self.tables:
+            lines += ["", *self.tables]
         if self.why:
             lines += ["", "Why targets are missed:", "", *(f"- {note}" for note in self.why)]
         return "\n".join(lines) + "\n"
