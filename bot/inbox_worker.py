@@ -27,6 +27,7 @@ from engine.settings import Settings
 log = logging.getLogger("memorybot.intake")
 DELAYED = "⏳ Saving is delayed — your message is kept and will be answered soon."
 IDLE_POLL_S = 1.0
+STORE_STRIKES = 20  # store failures of one update before they count as its own attempts
 
 
 class InboxWorker:
@@ -42,6 +43,7 @@ class InboxWorker:
         self.deadline_s = settings.update_deadline_s
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._done: list[int] = []
+        self._store_strikes: dict[int, int] = {}  # store failures per update (not counted)
         self._release: list[int] = []  # leased to us, not in any lane: given back next claim
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -140,13 +142,18 @@ class InboxWorker:
             if failure is not None:
                 log.warning("update=%s not answered: %s", row.update_id, describe_error(failure))
             self.breakers.success()
+            self._store_strikes.pop(row.update_id, None)
             self._done.append(row.update_id)
             self.inbox.wait_over(row.chat_id)
             return True
         store = store_of(failure)
-        if store is not None and self.breakers.of(store).failure(failure):
-            log.warning("update=%s waits: %s store unavailable", row.update_id, store)
-            return await self._retry(row, failure, count=False)
+        if store is not None:
+            opened = self.breakers.of(store).failure(failure)
+            strikes = self._store_strikes.get(row.update_id, 0) + 1
+            self._store_strikes[row.update_id] = strikes
+            if opened or strikes < STORE_STRIKES:  # an outage is not the update's fault
+                log.warning("update=%s waits: %s store unavailable", row.update_id, store)
+                return await self._retry(row, failure, count=False)
         return await self._retry(row, failure, count=True)
 
     async def _retry(self, row: Claimed, error: BaseException, *, count: bool) -> bool:
@@ -154,6 +161,7 @@ class InboxWorker:
         if count and attempt >= self.processor.attempts:
             assert row.raw is not None
             await self.processor.park(row.update_id, row.raw, error, attempts=attempt)
+            self._store_strikes.pop(row.update_id, None)
             self.inbox.wait_over(row.chat_id)
             return True
         log.warning(
@@ -162,7 +170,10 @@ class InboxWorker:
             attempt,
             describe_error(error),
         )
-        delay = self.processor.backoff_s * 2 ** (attempt - 1) if count else 0.0
+        if count:
+            delay = self.processor.backoff_s * 2 ** (attempt - 1)
+        else:  # the breaker decides when work resumes; this only spaces out retries
+            delay = min(2.0, 0.25 * self._store_strikes.get(row.update_id, 0))
         await self.inbox.retry_later(row.update_id, delay_s=delay, count=count)
         return False
 

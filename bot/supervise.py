@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.logsafe import log_failure
+from engine.breaker import store_of
 
 log = logging.getLogger("memorybot.supervisor")
 FIRST_BACKOFF_S = 0.5
@@ -41,7 +42,13 @@ async def supervised(
         except Exception as error:
             if loop.time() - started >= HEALTHY_AFTER_S:
                 backoff = first_backoff_s
-            log_failure(log, "task=%s failed; restart in %.1fs", name, backoff, error=error)
+            store = store_of(error)
+            if store is not None:  # an outage: the breakers handle it; no trace needed
+                log.warning(
+                    "task=%s paused: %s store unavailable; restart in %.1fs", name, store, backoff
+                )
+            else:
+                log_failure(log, "task=%s failed; restart in %.1fs", name, backoff, error=error)
         else:
             return
         await asyncio.sleep(backoff)

@@ -36,7 +36,12 @@ def build_scheduler(
         await runs.reset_quotas(engine)
 
     async def follow_index() -> None:
-        if await engine.index.follow_generation():
+        try:
+            switched = await engine.index.follow_generation()
+        except Exception as error:  # SQL or Chroma unavailable: next interval tries again
+            log.warning("job=follow_index outcome=failed error=%s", type(error).__name__)
+            return
+        if switched:
             log.info("job=follow_index switched to generation %d", engine.index.generation)
 
     scheduler.add_job(prune, "interval", hours=6, id="prune_intake")
