@@ -208,7 +208,10 @@ class InboxWorker:
         interval = self.inbox.lease.total_seconds() / 3
         while not self._stopping.is_set():
             if not self.breakers.sql.is_open:
-                await self.inbox.renew()
+                try:
+                    await self.inbox.renew()
+                except Exception as error:  # an SQL blip: try again at the next beat
+                    self._store_failed(error, "lease renewal")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=interval)
 

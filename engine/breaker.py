@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -21,6 +22,10 @@ from engine.stores import Stores
 
 log = logging.getLogger("memorybot.breaker")
 Probe = Callable[[], Awaitable[None]]
+_DRIVERS = ("asyncpg", "sqlite3", "aiosqlite")
+# SQLSTATE classes of an unreachable database: connection exception, insufficient resources,
+# operator intervention (shutdown, starting up), system error.
+_OUTAGE_SQLSTATES = ("08", "53", "57", "58")
 
 
 class Store(StrEnum):
@@ -37,6 +42,28 @@ def _chain(error: BaseException) -> list[BaseException]:
     return seen
 
 
+def _driver_outage(link: BaseException) -> bool:
+    """A database driver's error that says the database is unreachable, not that the
+    statement or its data is wrong (that is the update's own failure: retried, parked)."""
+    if isinstance(link, sqlite3.OperationalError):
+        return True
+    sqlstate = getattr(link, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in _OUTAGE_SQLSTATES
+    return type(link).__name__ == "InterfaceError"  # asyncpg: the connection is gone
+
+
+def _raised_by_driver(link: BaseException) -> bool:
+    """True for an OSError raised inside the database driver (asyncpg's connect lets a
+    refused connection through unwrapped)."""
+    frame = link.__traceback__
+    while frame is not None:
+        if str(frame.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def store_of(error: BaseException) -> Store | None:
     """The store whose outage caused `error`, or None for any other failure."""
     for link in _chain(error):
@@ -45,13 +72,17 @@ def store_of(error: BaseException) -> Store | None:
         if isinstance(link, VectorWriteFailed | CompensationFailed):
             return Store.VECTORS
         module = type(link).__module__
+        if module.startswith("telegram"):  # the Bot API (PTB wraps its httpx errors)
+            return None
         if module.startswith(("chromadb", "httpx", "httpcore")):
             return Store.VECTORS
         if isinstance(link, OperationalError) or (
             isinstance(link, DBAPIError) and link.connection_invalidated
         ):
             return Store.SQL
-        if module.startswith(("asyncpg", "sqlite3", "aiosqlite")):
+        if module.startswith(_DRIVERS) and _driver_outage(link):
+            return Store.SQL
+        if isinstance(link, OSError) and _raised_by_driver(link):
             return Store.SQL
     for link in _chain(error):
         if isinstance(link, ConnectionError | TimeoutError) and "chroma" in repr(link).lower():
