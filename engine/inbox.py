@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from engine.clock import utcnow
 from engine.stores import Stores
-from storage.repositories.inbox import DONE, PARKED, Claimed, Received
+from storage.repositories.inbox_rows import DONE, PARKED, Claimed, Received
 
 HEARTBEAT_KEY = "inbox:heartbeat"
 __all__ = ["DONE", "PARKED", "Claimed", "Inbox", "Received"]

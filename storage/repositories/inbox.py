@@ -9,7 +9,6 @@ share one inbox; a crashed worker's lease runs out and its rows are claimed agai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,31 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.models import InboxRow
-
-PENDING, DONE, PARKED = "pending", "done", "parked"
-
-
-@dataclass(frozen=True)
-class Received:
-    """An update as it arrives: its id, the chat whose order it keeps, its raw JSON, and
-    whether its chat was already told that it waits (by an intake holding it while SQL was
-    down)."""
-
-    update_id: int
-    chat_id: int
-    raw: dict[str, Any]
-    notified: bool = False
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A pending update leased to this worker."""
-
-    update_id: int
-    chat_id: int
-    raw: dict[str, Any] | None
-    attempts: int
-    received_at: datetime
+from storage.repositories.inbox_rows import PENDING, Claimed, Received
 
 
 class InboxRepository:

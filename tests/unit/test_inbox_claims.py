@@ -344,11 +344,15 @@ async def test_prune_forgets_finished_updates_and_keeps_pending_ones(
 
 
 # ---- PostgreSQL: several processes share one inbox ----------------------------------------------
+# Concurrent claims (FOR UPDATE SKIP LOCKED) are PostgreSQL's: SQLite has one worker.
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
 async def test_workers_claiming_at_once_never_share_a_chat_or_an_update(
     stores: Stores,
 ) -> None:
-    if stores.dialect != "postgresql":
-        pytest.skip("concurrent claims (FOR UPDATE SKIP LOCKED) need PostgreSQL")
+    assert stores.dialect == "postgresql"
     chats = list(range(5_000, 5_040))
     per_chat = 3
     updates = [
@@ -380,9 +384,9 @@ async def test_workers_claiming_at_once_never_share_a_chat_or_an_update(
     assert await workers[0].depth() == (0, None)
 
 
+@POSTGRES_ONLY
 async def test_simultaneous_claims_of_leased_runs_never_overlap(stores: Stores) -> None:
-    if stores.dialect != "postgresql":
-        pytest.skip("concurrent claims (FOR UPDATE SKIP LOCKED) need PostgreSQL")
+    assert stores.dialect == "postgresql"
     updates = [received(20_000 + i, 6_000 + i % 30) for i in range(300)]
     await Inbox(stores).store(updates)
     workers = [Inbox(stores) for _ in range(6)]
