@@ -66,7 +66,10 @@ class Stores:
 def build_embedder(settings: Settings) -> Embedder:
     """The real model, loaded once per process from the installed package."""
     encode = sentence_transformer_encoder(
-        settings.embedding_model, batch_size=settings.embed_batch_size
+        settings.embedding_model,
+        batch_size=settings.embed_batch_size,
+        backend=settings.embedding_backend,
+        cache_path=settings.model_cache_path,
     )
     return Embedder(
         encode, max_batch=settings.embed_batch_size, wait_ms=settings.embed_batch_wait_ms

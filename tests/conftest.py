@@ -30,10 +30,7 @@ from engine.settings import Settings
 from storage.embedder import Embedder, sentence_transformer_encoder
 
 PG_ADMIN = os.environ.get("MEMORYBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = (
-    "audit_log, memories, users, kv, processed_updates, dead_letters, broadcast_deliveries,"
-    " broadcasts"
-)
+TABLES = "audit_log, memories, users, kv, inbox, dead_letters, broadcast_deliveries, broadcasts"
 
 
 def fake_encode(texts: list[str]) -> np.ndarray:
@@ -50,10 +47,30 @@ def fake_encode(texts: list[str]) -> np.ndarray:
     return rows
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ONNX export of the model per test session, never in the repository's ./data.
+
+    Also exported as MODEL_CACHE_PATH, so the bot and writer subprocesses reuse it.
+    """
+    path = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_CACHE_PATH", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
-def real_encode() -> Callable[[list[str]], np.ndarray]:
-    """The real all-MiniLM-L6-v2, loaded once per test session."""
-    return sentence_transformer_encoder("all-MiniLM-L6-v2")
+def real_encode(model_cache: Path) -> Callable[[list[str]], np.ndarray]:
+    """The real all-MiniLM-L6-v2, loaded once per test session.
+
+    It runs on the backend the bot defaults to (ONNX), or the one EMBEDDING_BACKEND names.
+    """
+    defaults = Settings(_env_file=None, model_cache_path=model_cache)  # type: ignore[call-arg]
+    return sentence_transformer_encoder(
+        defaults.embedding_model,
+        backend=defaults.embedding_backend,
+        cache_path=defaults.model_cache_path,
+    )
 
 
 async def _pg(sql: str, database: str = "postgres") -> None:
@@ -84,7 +101,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_databa
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, model_cache: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
@@ -92,6 +109,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         chroma_url=None,
         chroma_shards=4,
         bulk_chunk_size=64,
+        model_cache_path=model_cache,
     )
 
 

