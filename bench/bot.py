@@ -57,7 +57,7 @@ BOOT_TIMEOUT_S = 300.0
 EXIT_TIMEOUT_S = 60.0
 PHASE_TIMEOUT_S = 900.0
 TARGET_SAVES_PER_S = 300.0
-TARGET_SAVE_P95_MS = 200.0
+TARGET_SAVE_P95_MS = 4000.0
 log = Log("bench.bot")
 
 
@@ -179,7 +179,7 @@ class BotProcess:
             "DATABASE_URL": database_url,
             "CHROMA_PATH": str(work / "chroma"),
             "TELEGRAM_MAX_RATE": "0",  # PTB's AIORateLimiter would cap replies at 30/s
-            "LOG_LEVEL": "INFO",
+            "LOG_LEVEL": os.environ.get("BENCH_BOT_LOG_LEVEL", "INFO"),
         }
         self.env.pop("CHROMA_URL", None)
         self.process: asyncio.subprocess.Process | None = None

@@ -68,14 +68,13 @@ class BotServices:
         actor = actor_of(update)
         engine = self.engine
         try:
-            if not actor.anonymous:
-                user = await self.ensure_user(update)
-                if write and user.role == Role.VIEWER:
-                    raise ViewerOnly()
+            user = None if actor.anonymous else await self.ensure_user(update)
+            if user is not None and write and user.role == Role.VIEWER:
+                raise ViewerOnly()
             if stores:
-                await engine.quotas.check_storage(actor.space_id)
-            if not actor.anonymous:
-                await engine.quotas.consume(actor.id)
+                await engine.quotas.check_storage(actor.space_id, owner=user)
+            if user is not None:
+                engine.quotas.consume_for(user)
         except InvalidInput as refusal:
             chat = update.effective_chat
             if chat is not None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import UTC, datetime, timedelta
 
 from engine.errors import InvalidInput
 from engine.stores import Stores
-from storage.batching import BatchQueue
-from storage.models import utcnow
+from engine.users import User
+from storage.models import UserRow, utcnow
+
+log = logging.getLogger("memorybot.quotas")
+FLUSH_S = 0.05
+KNOWN_LIMIT = 100_000
 
 
 class QuotaExceeded(InvalidInput):
@@ -30,51 +37,84 @@ def next_reset() -> datetime:
 
 
 class QuotaService:
-    """Counts operations atomically in the users row; admins can override limits per user."""
+    """Counts operations per user and day; admins can override limits per user.
+
+    The check reads the user's row (callers that hold it pass it in); the count is written
+    behind: increments wait in this process for at most `FLUSH_S` and are persisted for all
+    users in one transaction, while checks here add the increments not yet written. Across
+    several bot processes a user may get a few operations beyond the limit (those in flight
+    elsewhere); a crash forgets at most the last `FLUSH_S` of counts.
+    """
 
     def __init__(self, stores: Stores) -> None:
         self._stores = stores
         self._settings = stores.settings
-        self._queue: BatchQueue[int, bool] = BatchQueue(
-            self._consume_batch, max_batch=256, wait_s=0.0
-        )
+        self._pending: dict[int, int] = {}  # counted here, not written yet
+        self._known: dict[int, tuple[str, int]] = {}  # (day, count) with every count of ours
+        self._flusher: asyncio.Task[None] | None = None
 
     async def consume(self, user_id: int) -> None:
-        """Count one operation for today, or raise QuotaExceeded (nothing counted).
+        """Count one operation for today, or raise QuotaExceeded (nothing counted)."""
+        async with self._stores.reading() as repos:
+            row = await repos.users.get(user_id)
+        if row is not None:
+            self.consume_for(User.from_row(row))
 
-        Concurrent calls (many chats at once) share one transaction.
-        """
-        counted = await self._queue.submit(user_id)
-        if not counted:
-            async with self._stores.reading() as repos:
-                user = await repos.users.get(user_id)
-            cap = user.daily_ops_limit if user and user.daily_ops_limit is not None else None
-            raise QuotaExceeded(
-                "daily operations",
-                cap if cap is not None else self._settings.quota_daily_ops,
-                next_reset(),
-            )
+    def consume_for(self, user: User) -> None:
+        """Count one operation of `user` (their row as just read), or raise QuotaExceeded."""
+        day = today()
+        written = user.ops_today if user.ops_day == day else 0
+        known_day, known = self._known.get(user.id, (day, 0))
+        used = max(written, known if known_day == day else 0)  # the row may lag our counts
+        cap = user.daily_ops_limit
+        limit = cap if cap is not None else self._settings.quota_daily_ops
+        if used >= limit:
+            raise QuotaExceeded("daily operations", limit, next_reset())
+        self._known[user.id] = (day, used + 1)
+        if len(self._known) > KNOWN_LIMIT:  # bounded: the rows have the counts too
+            self._known.clear()
+        self._pending[user.id] = self._pending.get(user.id, 0) + 1
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon())
 
-    async def _consume_batch(self, user_ids: list[int]) -> list[bool]:
-        day, limit = today(), self._settings.quota_daily_ops
-        async with self._stores.unit_of_work("quota") as uow:
-            return [
-                await uow.users.consume_op(user_id=user_id, day=day, default_limit=limit)
-                for user_id in user_ids
-            ]
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the counts waiting in this process (one transaction for every user)."""
+        counts, self._pending = self._pending, {}
+        if not counts:
+            return
+        try:
+            async with self._stores.unit_of_work("quota") as uow:
+                await uow.users.add_ops(counts, day=today())
+        except Exception:
+            for user_id, n in counts.items():  # kept for the next flush
+                self._pending[user_id] = self._pending.get(user_id, 0) + n
+            log.warning("quota counts not written yet (%d users); retried", len(counts))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_soon())
 
     async def aclose(self) -> None:
-        """Stop the batching task."""
-        await self._queue.aclose()
+        """Write what is still waiting."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+        with contextlib.suppress(Exception):
+            await self.flush()
 
-    async def check_storage(self, space_id: int) -> None:
+    async def check_storage(self, space_id: int, *, owner: User | None = None) -> None:
         """Raise QuotaExceeded when the space already holds its maximum of memories.
 
         A personal space's cap is its user's (an admin may override it); a group's is the
         default from settings.
         """
         async with self._stores.reading() as repos:
-            user = await repos.users.get(space_id) if space_id > 0 else None
+            user: User | UserRow | None = None  # a group's cap is the default
+            if owner is not None and owner.id == space_id:
+                user = owner  # their personal space: the row the caller just read
+            elif space_id > 0:
+                user = await repos.users.get(space_id)
             held = await repos.memories.count(space_id=space_id, now=utcnow())
         cap = self._settings.quota_max_memories
         if user is not None and user.max_memories is not None:
@@ -93,6 +133,12 @@ class QuotaService:
                 user.max_memories = max_memories
 
     async def reset_daily(self) -> int:
-        """The daily job: zero every counter (also done lazily when the day changes)."""
+        """The daily job: zero every counter (also done lazily when the day changes).
+
+        Counts kept in this process are dropped too; other processes drop theirs when the
+        day changes, which is when the scheduled job runs.
+        """
+        await self.flush()
+        self._known.clear()
         async with self._stores.unit_of_work("quota_reset") as uow:
             return await uow.users.reset_ops(day=today())

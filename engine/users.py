@@ -10,15 +10,31 @@ from storage.models import UserRow
 
 @dataclass(frozen=True)
 class User:
+    """A user row as read: who they are, their role and their quota counters."""
+
     id: int
     username: str | None
     first_name: str | None
     role: str
     is_active: bool
+    daily_ops_limit: int | None = None
+    max_memories: int | None = None
+    ops_today: int = 0
+    ops_day: str | None = None
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
-        return cls(row.id, row.username, row.first_name, row.role, row.is_active)
+        return cls(
+            row.id,
+            row.username,
+            row.first_name,
+            row.role,
+            row.is_active,
+            row.daily_ops_limit,
+            row.max_memories,
+            row.ops_today or 0,
+            row.ops_day,
+        )
 
 
 class UserService:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ConversationRow, UserRow, utcnow
@@ -80,23 +80,21 @@ class UserRepository:
         condition = UserRow.is_active if active else ~UserRow.is_active
         return int(await self._session.scalar(select(func.count()).where(condition)) or 0)
 
-    async def consume_op(self, *, user_id: int, day: str, default_limit: int) -> bool:
-        """Count one operation on `day` unless the user's daily limit is reached."""
-        limit = func.coalesce(UserRow.daily_ops_limit, default_limit)
-        result = await self._session.execute(
-            update(UserRow)
-            .where(UserRow.id == user_id)
-            .where(
-                (UserRow.ops_day != day)
-                | (UserRow.ops_day.is_(None))
-                | (UserRow.ops_today < limit)
-            )
+    async def add_ops(self, counts: dict[int, int], *, day: str) -> None:
+        """Add `counts[user]` operations on `day` to each user's counter (one statement)."""
+        table = cast(Table, UserRow.__table__)
+        await self._session.execute(
+            update(table)
+            .where(table.c.id == bindparam("uid"))
             .values(
-                ops_today=case((UserRow.ops_day == day, UserRow.ops_today + 1), else_=1),
+                ops_today=case(
+                    (table.c.ops_day == day, table.c.ops_today + bindparam("n")),
+                    else_=bindparam("n"),
+                ),
                 ops_day=day,
-            )
+            ),
+            [{"uid": user_id, "n": n} for user_id, n in counts.items()],
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def reset_ops(self, *, day: str) -> int:
         """Zero every daily counter; returns how many users had one."""
