@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -68,11 +69,14 @@ class BotServices:
         actor = actor_of(update)
         engine = self.engine
         try:
-            user = None if actor.anonymous else await self.ensure_user(update)
+            user, held = await asyncio.gather(  # two reads at once, not one after the other
+                self._known_user(update, actor),
+                engine.quotas.held(actor.space_id) if stores else _nothing(),
+            )
             if user is not None and write and user.role == Role.VIEWER:
                 raise ViewerOnly()
-            if stores:
-                await engine.quotas.check_storage(actor.space_id, owner=user)
+            if held is not None:
+                engine.quotas.check_held(held, actor.space_id, owner=user)
             if user is not None:
                 engine.quotas.consume_for(user)
         except InvalidInput as refusal:
@@ -81,6 +85,9 @@ class BotServices:
                 await chat.send_message(f"⚠️ {refusal}", message_thread_id=thread_of(update))
             return None
         return actor
+
+    async def _known_user(self, update: Update, actor: Actor) -> KnownUser | None:
+        return None if actor.anonymous else await self.ensure_user(update)
 
     async def ensure_user(self, update: Update) -> KnownUser:
         """Make the sender a known user: in a private chat an active one (a broadcast
@@ -134,3 +141,7 @@ class BotServices:
             found = await repos.memories.by_source([(chat_id, message_id)])
         row = found.get((chat_id, message_id))
         return row is not None and row.author_id == actor.id and not is_expired(row, utcnow())
+
+
+async def _nothing() -> None:
+    return None

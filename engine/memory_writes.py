@@ -46,6 +46,14 @@ class MemoryWrites:
         """Finish the saves in hand and stop the group-commit queue."""
         await self._save_queue.aclose()
 
+    def prefetch(self, text: str) -> None:
+        """Start embedding `text` for a `save` about to come (after the caller's checks);
+        invalid text is left for `save` to refuse."""
+        try:
+            self._stores.embedder.prefetch(normalise_text(text, limit=self._limit))
+        except MemoryBotError:
+            return
+
     async def save(
         self,
         *,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from engine.errors import InvalidInput
 from engine.stores import Stores
 from engine.users import User
-from storage.models import UserRow, utcnow
+from storage.models import utcnow
 
 log = logging.getLogger("memorybot.quotas")
 FLUSH_S = 0.05
@@ -107,18 +107,25 @@ class QuotaService:
         """Raise QuotaExceeded when the space already holds its maximum of memories.
 
         A personal space's cap is its user's (an admin may override it); a group's is the
-        default from settings.
+        default from settings. `owner`: the space's user row, if the caller just read it.
         """
+        if owner is None and space_id > 0:
+            async with self._stores.reading() as repos:
+                row = await repos.users.get(space_id)
+            owner = None if row is None else User.from_row(row)
+        self.check_held(await self.held(space_id), space_id, owner=owner)
+
+    async def held(self, space_id: int) -> int:
+        """How many live memories space `space_id` holds."""
         async with self._stores.reading() as repos:
-            user: User | UserRow | None = None  # a group's cap is the default
-            if owner is not None and owner.id == space_id:
-                user = owner  # their personal space: the row the caller just read
-            elif space_id > 0:
-                user = await repos.users.get(space_id)
-            held = await repos.memories.count(space_id=space_id, now=utcnow())
+            return await repos.memories.count(space_id=space_id, now=utcnow())
+
+    def check_held(self, held: int, space_id: int, *, owner: User | None) -> None:
+        """Raise QuotaExceeded if a space holding `held` memories is full (`owner`: the
+        space's user row for a personal space; a group's cap is the default)."""
         cap = self._settings.quota_max_memories
-        if user is not None and user.max_memories is not None:
-            cap = user.max_memories
+        if owner is not None and owner.id == space_id and owner.max_memories is not None:
+            cap = owner.max_memories
         if held >= cap:
             raise QuotaExceeded("memories", cap, None)
 

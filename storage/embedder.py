@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ DEFAULT_BACKEND: Backend = "onnx"
 DEFAULT_CACHE_PATH = Path("./data/models")
 _MODELS: dict[tuple[str, str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
+PREFETCH_LIMIT = 256
 KNOWN_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -133,6 +135,9 @@ class Embedder:
     def __init__(self, encode: Encode, *, max_batch: int = 64, wait_ms: float = 1.0) -> None:
         self._encode = encode
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self._early: collections.OrderedDict[str, asyncio.Future[Vector]] = (
+            collections.OrderedDict()
+        )
         self._queue: BatchQueue[str, Vector] = BatchQueue(
             self._encode_batch, max_batch=max_batch, wait_s=wait_ms / 1000
         )
@@ -142,8 +147,22 @@ class Embedder:
         """How many micro-batches ran so far."""
         return self._queue.batches
 
+    def prefetch(self, text: str) -> None:
+        """Start encoding `text` now (its `embed` later takes the result): a caller with
+        checks to make first need not wait for the model after them."""
+        if text in self._early:
+            return
+        early = asyncio.ensure_future(self._queue.submit(text))
+        early.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "unretrieved"
+        self._early[text] = early
+        while len(self._early) > PREFETCH_LIMIT:  # refused saves never claim theirs
+            self._early.popitem(last=False)
+
     async def embed(self, text: str) -> Vector:
         """One text's vector; shares an encode batch with concurrent callers."""
+        early = self._early.pop(text, None)
+        if early is not None:
+            return await early
         return await self._queue.submit(text)
 
     async def embed_many(self, texts: Sequence[str]) -> list[Vector]:

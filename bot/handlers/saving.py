@@ -28,6 +28,7 @@ async def save_text(update: Update, context: BotContext, text: str, ttl: timedel
     services = context.services
     message = update.effective_message
     assert message is not None
+    services.engine.writes.prefetch(text)  # the model runs while permissions are checked
     actor = await services.permit(update, write=True, stores=True)
     if actor is None:
         return
