@@ -2,7 +2,7 @@
 
 The Bot API emulator (botapi_emulator/) runs in this process, with Telegram's group limit of 20
 messages a minute per group; the bot runs as a real subprocess (`python -m bot.cli run`, long
-polling) against it with PTB's default AIORateLimiter (30 messages/s overall, 20/min per group;
+polling) against it with the bot's default limiter (30 messages/s overall, 20/min per group;
 TELEGRAM_MAX_RATE is left at its default), on a fresh SQLite file (or a fresh PostgreSQL
 database with --db postgres) and a fresh embedded Chroma. Two scenarios, one after the other:
 
@@ -346,8 +346,7 @@ def why_missed(r: dict[str, Any]) -> list[str]:
                 f"{held}. Once {GROUP_SEND_LIMIT} replies went to the group, the next ones got "
                 f"429 from Telegram's per-group limit ({f['group_429s']} sendMessage calls to "
                 f"the group; {r['rate_limit_log_lines']} 'Rate limit hit' lines in the bot "
-                "log): PTB's AIORateLimiter answers a 429 by pausing every request, of every "
-                "chat, for the retry_after it was given"
+                "log): check that the bot's limiter (bot/limiter.py) pauses only that group"
             )
         else:
             notes.append(f"{held}, with no 429 from the group: the bot fell behind")
@@ -413,8 +412,8 @@ def section(r: dict[str, Any], argv: list[str]) -> Section:
         f"database: {r['db']} (fresh), embedded Chroma (fresh, default shards); model backend "
         f"`{r['embedding_backend']}` (EMBEDDING_BACKEND)",
         "bot: a real `python -m bot.cli run` subprocess (long polling, LOG_LEVEL=INFO) against "
-        "the Bot API emulator in the bench process, with the bot's AIORateLimiter at its "
-        "defaults (TELEGRAM_MAX_RATE unset: 30 messages/s overall; 20/min per group); the "
+        "the Bot API emulator in the bench process, with the bot's limiter (bot/limiter.py) at "
+        "its defaults (TELEGRAM_MAX_RATE unset: 30 messages/s overall; 20/min per group); the "
         "emulator answers 429 past "
         f"{GROUP_SEND_LIMIT} messages a minute in a group, like Telegram",
         f"open loop: {o['sent']} messages at {r['rate']}/s for {r['duration_s']} s, round robin "
