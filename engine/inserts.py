@@ -37,12 +37,13 @@ async def insert_batch(stores: Stores, batch: list[Pending], op: str) -> list[Ou
 async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Outcome]:
     now = utcnow()
     outcomes: list[Outcome | MemoryRow] = []
-    async with stores.unit_of_work(op) as uow:
+    async with stores.reading() as repos:  # read before taking the write lock: held shorter
         personal = [item.space_id for item, _ in batch if is_personal(item.space_id)]
-        known = await uow.users.existing_ids(personal)
-        by_source = await uow.memories.by_source(
+        known = await repos.users.existing_ids(personal)
+        by_source = await repos.memories.by_source(
             [item.source for item, _ in batch if item.source is not None]
-        )
+        )  # a message saved meanwhile by another writer fails the insert: tried again
+    async with stores.unit_of_work(op) as uow:
         fresh: list[tuple[MemoryRow, Vector]] = []
         for item, vector in batch:
             existing = by_source.get(item.source) if item.source else None

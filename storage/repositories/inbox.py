@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,31 +87,42 @@ class InboxRepository:
         lanes = {row.chat_id: row.update_id for row in await self._session.execute(heads)}
         if not lanes:
             return []
-        claimed: list[Claimed] = []
-        for chat_id, head in lanes.items():
-            claimed.extend(await self._lease_run(chat_id, head, owner, now, lease_until, run))
-        return sorted(claimed, key=lambda c: c.update_id)
+        return await self._lease_runs(list(lanes), owner, now, lease_until, run)
 
-    async def _lease_run(
-        self, chat_id: int, head: int, owner: str, now: datetime, until: datetime, run: int
+    async def _lease_runs(
+        self, chat_ids: list[int], owner: str, now: datetime, until: datetime, run: int
     ) -> list[Claimed]:
+        """Lease each chat's first `run` pending updates, stopping at one leased elsewhere
+        (order is kept), in two statements whatever the number of chats."""
         free = or_(
             InboxRow.lease_until.is_(None), InboxRow.lease_until < now, InboxRow.owner == owner
         )
-        ids = list(
-            await self._session.scalars(
-                select(InboxRow.update_id)
-                .where(
-                    InboxRow.chat_id == chat_id,
-                    InboxRow.status == PENDING,
-                    InboxRow.update_id >= head,
-                    free,
-                )
-                .order_by(InboxRow.update_id)
-                .limit(run)
+        rank = func.row_number().over(partition_by=InboxRow.chat_id, order_by=InboxRow.update_id)
+        ranked = (
+            select(
+                InboxRow.update_id,
+                InboxRow.chat_id,
+                case((free, True), else_=False).label("free"),
+                rank.label("rank"),
             )
+            .where(InboxRow.chat_id.in_(chat_ids), InboxRow.status == PENDING)
+            .subquery()
         )
         rows = await self._session.execute(
+            select(ranked.c.update_id, ranked.c.chat_id, ranked.c.free)
+            .where(ranked.c.rank <= run)
+            .order_by(ranked.c.chat_id, ranked.c.update_id)
+        )
+        ids: list[int] = []
+        blocked: set[int] = set()
+        for update_id, chat_id, is_free in rows:
+            if chat_id in blocked or not is_free:
+                blocked.add(chat_id)  # a row leased elsewhere: the rest must wait behind it
+                continue
+            ids.append(update_id)
+        if not ids:
+            return []
+        leased = await self._session.execute(
             update(InboxRow)
             .where(InboxRow.update_id.in_(ids))
             .values(owner=owner, lease_until=until)
@@ -123,7 +134,7 @@ class InboxRepository:
                 InboxRow.received_at,
             )
         )
-        return [Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return sorted((Claimed(*r) for r in leased), key=lambda c: c.update_id)
 
     async def renew(self, *, owner: str, lease_until: datetime) -> None:
         """Extend the lease of every pending row `owner` holds."""
