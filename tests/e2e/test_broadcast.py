@@ -157,8 +157,10 @@ async def test_thousand_users_with_blocks_and_a_429_each_get_one_copy(
     assert set(copies) == reachable, "every reachable user got it, no blocked user did"
     assert set(copies.values()) == {1}, [uid for uid, n in copies.items() if n > 1]
     recipients = reachable - {ADMIN}  # the admin's chat also holds the interactive replies
-    assert send_attempts(emulator, recipients) == len(recipients) + 1, "one 429, retried once"
-    assert send_attempts(emulator, blocked) == len(blocked), "a 403 is never retried"
+    # The 429 goes to whichever send comes next, a blocked user's too (then 429, then 403).
+    attempts = send_attempts(emulator, recipients) + send_attempts(emulator, blocked)
+    assert attempts == len(recipients) + len(blocked) + 1, "one 429, retried once"
+    assert send_attempts(emulator, blocked) <= len(blocked) + 1, "a 403 is never retried"
 
     assert (progress.total, progress.sent, progress.blocked) == (1001, len(reachable), 50)
     assert (progress.failed, progress.pending) == (0, 0)
