@@ -227,8 +227,12 @@ async def wait_until(
         await asyncio.sleep(0.02)
 
 
-async def drain(emulator: BotApiEmulator, bot: asyncio.subprocess.Process, queued: int) -> None:
-    """Every queued save confirmed (the offset is past the last update id) and answered."""
+async def drain(
+    emulator: BotApiEmulator, bot: asyncio.subprocess.Process, queued: int, settings: Settings
+) -> None:
+    """Every queued save confirmed (the offset is past the last update id), answered, and
+    finished in the inbox (a save redone after a kill is answered again: the count of
+    replies alone is not enough)."""
     await wait_until(
         lambda: (
             emulator.pending_updates() == 0
@@ -239,6 +243,11 @@ async def drain(emulator: BotApiEmulator, bot: asyncio.subprocess.Process, queue
         "the bot to confirm and answer every update",
         bot,
     )
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while await inbox_pending(settings):
+        if bot.returncode is not None or time.monotonic() > deadline:
+            pytest.fail("updates stayed pending in the inbox")
+        await asyncio.sleep(0.1)
 
 
 async def inbox_pending(settings: Settings) -> int:
@@ -307,7 +316,7 @@ async def test_sigkill_mid_burst_then_restart_loses_and_duplicates_nothing(
         assert emulator.pending_updates() + await inbox_pending(settings) >= unanswered
 
         second = await processes.run_bot()
-        await drain(emulator, second, BURST)
+        await drain(emulator, second, BURST, settings)
         assert await processes.terminate(second) == 0
 
         code, report = await check_json(processes)
@@ -343,7 +352,7 @@ async def test_sigkill_between_vector_write_and_commit(
         assert emulator.pending_updates() + await inbox_pending(settings) == size
 
         second = await processes.run_bot()
-        await drain(emulator, second, size)
+        await drain(emulator, second, size, settings)
         assert await processes.terminate(second) == 0
         assert saved_replies(emulator) == size
 
@@ -377,7 +386,7 @@ async def test_sigterm_mid_burst_drains_then_restart_finishes(
         assert emulator.pending_updates() + await inbox_pending(settings) == BURST - handled
 
         second = await processes.run_bot()
-        await drain(emulator, second, BURST)
+        await drain(emulator, second, BURST, settings)
         assert await processes.terminate(second) == 0
         assert saved_replies(emulator) == BURST, "each message answered once, none twice"
 
