@@ -115,3 +115,24 @@ async def bot(settings: Settings, emulator: BotApiEmulator) -> AsyncIterator[Bot
     await under_test.start()
     yield under_test
     await under_test.stop()
+
+
+@pytest.fixture(autouse=True)
+async def no_task_left_behind() -> AsyncIterator[None]:
+    """After each test (and its bot's teardown), cancel what is still running, again and
+    again for a few seconds: a task that swallows one cancellation (Python 3.11's wait_for
+    can) would otherwise hang the event loop's close for ever. Stragglers are printed."""
+    yield
+    current = asyncio.current_task()
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not left:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            for task in left:
+                task.print_stack()
+            return
+        for task in left:
+            task.cancel()
+        await asyncio.wait(left, timeout=0.1)
