@@ -15,6 +15,8 @@ from bot.runner import BotRuntime, polling_intake, running_bot
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.app import MemoryEngine
 from engine.settings import Settings
+from storage.db import open_database
+from storage.repositories import Repositories
 
 
 class BotUnderTest:
@@ -98,6 +100,17 @@ class BotUnderTest:
                 return self.emulator.callback_answers[answered]
             await asyncio.sleep(0.05)
         raise TimeoutError("the bot never answered the button press")
+
+
+async def inbox_pending(settings: Settings) -> int:
+    """Updates stored in the inbox and not finished, read straight from SQL (for a bot that
+    runs, or ran, in another process)."""
+    db = open_database(settings.database_url)
+    try:
+        async with db.reads() as session:
+            return (await Repositories(session).inbox.depth())[0]
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture

@@ -43,9 +43,8 @@ from botapi_emulator import BotApiEmulator
 from engine.app import open_engine
 from engine.inbox import Inbox
 from engine.settings import Settings
-from storage.db import open_database
 from storage.embedder import Embedder
-from storage.repositories import Repositories
+from tests.e2e.conftest import inbox_pending
 
 pytestmark = pytest.mark.slow
 
@@ -248,16 +247,6 @@ async def drain(
         if bot.returncode is not None or time.monotonic() > deadline:
             pytest.fail("updates stayed pending in the inbox")
         await asyncio.sleep(0.1)
-
-
-async def inbox_pending(settings: Settings) -> int:
-    """Updates stored in the inbox and not finished (read straight from SQL)."""
-    db = open_database(settings.database_url)
-    try:
-        async with db.reads() as session:
-            return (await Repositories(session).inbox.depth())[0]
-    finally:
-        await db.dispose()
 
 
 async def check_json(processes: BotProcesses) -> tuple[int, dict[str, Any]]:

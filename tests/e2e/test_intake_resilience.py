@@ -21,9 +21,7 @@ from bot.ledger import UpdateLedger
 from bot.processing import UpdateProcessor
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.settings import Settings
-from storage.db import open_database
-from storage.repositories import Repositories
-from tests.e2e.conftest import BotUnderTest
+from tests.e2e.conftest import BotUnderTest, inbox_pending
 
 A, B, OWNER, MEMBER = 8_201, 8_202, 8_203, 8_204
 GROUP = -1_000_000_820_001
@@ -113,16 +111,6 @@ def kinds(messages: list[SentMessage]) -> list[str]:
 
 async def no_dead_letters(bot: BotUnderTest) -> bool:
     return await UpdateLedger(bot.engine.stores).dead_letters(pending_only=False) == []
-
-
-async def inbox_pending(settings: Settings) -> int:
-    """Updates in the inbox not finished yet, read straight from SQL (the bot is stopped)."""
-    db = open_database(settings.database_url)
-    try:
-        async with db.reads() as session:
-            return (await Repositories(session).inbox.depth())[0]
-    finally:
-        await db.dispose()
 
 
 # ---- head-of-line blocking ----------------------------------------------------------------------

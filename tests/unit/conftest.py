@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from engine import inbox as inbox_module
 from engine.app import MemoryEngine, open_engine
 from engine.faults import Faults
 from engine.settings import Settings
+from engine.stores import Stores
 from storage.db import Database
 from storage.embedder import Embedder
 from tests.conftest import fake_encode
 from tests.fakes.vector_index import InMemoryVectorIndex
+from tests.unit.inbox_kit import Clock
 from tests.unit.uow_kit import open_test_db
 
 Reopen = Callable[[], Awaitable[MemoryEngine]]
@@ -86,3 +89,15 @@ async def alice(fake_engine: MemoryEngine) -> int:
     await fake_engine.users.register(user_id=101, username="alice")
     await fake_engine.users.register(user_id=202, username="bob")
     return 101
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(inbox_module, "utcnow", fake)
+    return fake
+
+
+@pytest.fixture
+def stores(fake_engine: MemoryEngine) -> Stores:
+    return fake_engine.stores

@@ -15,45 +15,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import inbox as inbox_module
-from engine.app import MemoryEngine
-from engine.clock import utcnow
-from engine.inbox import DONE, PARKED, Claimed, Inbox, Received
+from engine.inbox import DONE, PARKED, Claimed, Inbox
 from engine.stores import Stores
 from storage.models import InboxRow
+from tests.unit.inbox_kit import Clock, received
 
 LEASE_S = 30.0
 A, B, C = 1_001, 1_002, -1_000_000_800_001  # two private chats and a group
-
-
-class Clock:
-    """The inbox's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(inbox_module, "utcnow", fake)
-    return fake
-
-
-@pytest.fixture
-def stores(fake_engine: MemoryEngine) -> Stores:
-    return fake_engine.stores
-
-
-def received(update_id: int, chat_id: int) -> Received:
-    raw = {"update_id": update_id, "message": {"chat": {"id": chat_id}, "text": f"#{update_id}"}}
-    return Received(update_id, chat_id, raw)
 
 
 def as_utc(moment: datetime) -> datetime:

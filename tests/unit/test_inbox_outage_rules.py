@@ -9,47 +9,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-import pytest
-
-from engine import inbox as inbox_module
-from engine.app import MemoryEngine
-from engine.clock import utcnow
-from engine.inbox import Inbox, Received
+from engine.inbox import Inbox
 from engine.stores import Stores
+from tests.unit.inbox_kit import Clock, received
 
 A, B = 2_001, 2_002
-
-
-class Clock:
-    """The inbox's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(inbox_module, "utcnow", fake)
-    return fake
-
-
-@pytest.fixture
-def stores(fake_engine: MemoryEngine) -> Stores:
-    return fake_engine.stores
-
-
-def received(update_id: int, chat_id: int, *, notified: bool = False) -> Received:
-    raw = {"update_id": update_id, "message": {"chat": {"id": chat_id}, "text": f"#{update_id}"}}
-    return Received(update_id, chat_id, raw, notified=notified)
 
 
 async def test_a_chat_is_told_once_per_wait_however_many_messages_it_sends(
