@@ -21,6 +21,7 @@ from bot.processing import UpdateProcessor
 from engine.breaker import Breakers
 from engine.inbox import DONE, Claimed, Inbox
 from engine.settings import Settings
+from engine.waiting import wait_set
 
 DELAYED = "⏳ Saving is delayed — your message is kept and will be answered soon."
 IDLE_POLL_S = 1.0
@@ -103,8 +104,7 @@ class InboxWorker:
 
     async def _idle(self) -> None:
         poll = IDLE_POLL_S if not self.breakers.open else self.settings.breaker_probe_s / 2
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=poll)
+        await wait_set(self._wake, poll)
         self._wake.clear()
 
     async def _notify_waiting(self) -> None:
@@ -127,8 +127,7 @@ class InboxWorker:
                     await self.inbox.renew()
                 except Exception as error:  # an SQL blip: try again at the next beat
                     self.runner.store_failed(error, "lease renewal")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            await wait_set(self._stopping, interval)
 
     async def _drain(self) -> None:
         """Let the lanes in hand finish within the grace period, then give back the rest."""

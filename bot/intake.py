@@ -25,6 +25,7 @@ from bot.lanes import chat_in, lane_of
 from bot.logsafe import describe_error
 from engine.breaker import Breakers, store_of
 from engine.inbox import Inbox, Received
+from engine.waiting import settle, wait_set
 
 __all__ = ["POLL_TIMEOUT_S", "PollingIntake", "seconds"]
 
@@ -131,18 +132,19 @@ class PollingIntake:
             )
         )
         stop = asyncio.ensure_future(self.stopping.wait())
-        done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
+        try:
+            done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not fetch.done():
+                fetch.cancel()
         if fetch not in done:
-            fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TelegramError):
-                await fetch
+            await settle(fetch)  # its cancellation or error is not ours to raise
             return None
         return [item for item in fetch.result() if isinstance(item, dict) and "update_id" in item]
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        await wait_set(self.stopping, seconds)
 
     async def _confirm(self) -> None:
         """Tell the server the last stored batch is ours (offset past it)."""

@@ -18,6 +18,7 @@ from engine.broadcasts import (
     BroadcastService,
     Delivery,
 )
+from engine.waiting import wait_set
 
 log = logging.getLogger("memorybot.broadcast")
 MAX_ATTEMPTS = 5
@@ -109,8 +110,7 @@ class BroadcastWorker:
                     if leader:
                         await self.deliver(broadcast_id)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle_s)
+            await wait_set(self._wake, idle_s)
 
     async def deliver(self, broadcast_id: int) -> None:
         """Send what is pending for one broadcast, reporting progress every few seconds."""

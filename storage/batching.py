@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -66,5 +65,4 @@ class BatchQueue(Generic[In, Out]):
     async def aclose(self) -> None:
         if self._drainer is not None and not self._drainer.done():
             self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
+            await asyncio.wait({self._drainer})  # never swallows our own cancellation
