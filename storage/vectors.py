@@ -35,6 +35,7 @@ def _meta(id_: str, raw: Any) -> VectorMeta:
         created_at=int(raw.get("created_at", 0)),
         digest=str(raw.get("digest", "")),
         written_at=int(raw.get("written_at", 0)),
+        tags=tuple(str(tag) for tag in raw.get("tags") or ()),
     )
 
 
@@ -153,7 +154,9 @@ class ChromaIndex:
             ):
                 meta, vector = _meta(id_, raw), np.asarray(embedding, dtype=np.float32)
                 found.append(
-                    VectorRecord(id_, meta.space_id, vector, meta.created_at, meta.digest)
+                    VectorRecord(
+                        id_, meta.space_id, vector, meta.created_at, meta.digest, meta.tags
+                    )
                 )
         return found
 
@@ -163,9 +166,10 @@ class ChromaIndex:
             return []
         return await self._run(self._fetch_sync, refs, self._generation)
 
-    def _shard_count(self, shard: int, generation: int) -> int:
+    def _shard_count(self, shard: int, generation: int, at_least: int = 1) -> int:
+        """The shard's size, cached; a cached figure below `at_least` (what SQL knows) is stale."""
         cached = self._counts.get((generation, shard))
-        if cached and time.monotonic() - cached[0] < COUNT_TTL_S:
+        if cached and cached[1] >= at_least and time.monotonic() - cached[0] < COUNT_TTL_S:
             return cached[1]
         count = int(self._collection(shard, generation).count())
         self._counts[(generation, shard)] = (time.monotonic(), count)
@@ -176,7 +180,7 @@ class ChromaIndex:
     ) -> list[tuple[str, float]]:
         shard = self.shard_of(space_id)
         collection = self._collection(shard, generation)
-        shard_count = self._shard_count(shard, generation)
+        shard_count = self._shard_count(shard, generation, at_least=max(space_count, 1))
         if shard_count == 0 or space_count == 0 or k <= 0:
             return []
         if space_count >= DENSE_SHARE * shard_count:  # dense space: unfiltered, then post-filter

@@ -182,6 +182,19 @@ async def test_count_follows_writes(index: VectorIndex) -> None:
     assert await index.count() == 4
 
 
+async def test_a_stale_cached_shard_count_does_not_hide_new_vectors(tmp_path: Path) -> None:
+    """A query that counted the shard just before a concurrent write may cache a stale 0."""
+    index = ChromaIndex.open(path=tmp_path / "chroma", url=None, base="stale", shards=SHARDS)
+    try:
+        assert await top(index, 2, k=3, space_count=0) == []
+        written = rec("fresh", 2, toward(0.9))
+        await index.upsert([written])
+        index._counts[(index.generation, index.shard_of(2))] = (time.monotonic(), 0)
+        assert await top(index, 2, k=3, space_count=1) == ["fresh"]
+    finally:
+        index.close()
+
+
 async def test_next_generation_is_built_beside_and_switched_to(index: VectorIndex) -> None:
     old, new = rec("old", 1, toward(0.5)), rec("new", 1, toward(0.9))
     assert index.generation == 1
