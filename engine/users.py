@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import UnknownUser
 from engine.stores import Stores
+from engine.zones import zone_named
 from storage.models import UserRow
 
 
@@ -21,6 +23,7 @@ class User:
     max_memories: int | None = None
     ops_today: int = 0
     ops_day: str | None = None
+    timezone: str | None = None  # IANA name; None: never chosen (UTC is used)
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
@@ -34,6 +37,7 @@ class User:
             row.max_memories,
             row.ops_today or 0,
             row.ops_day,
+            row.timezone,
         )
 
 
@@ -74,6 +78,22 @@ class UserService:
             if is_admin and row.role_granted_by is None:  # a /role decision wins
                 row.role = "admin"
         return User.from_row(row)
+
+    async def set_timezone(self, *, user_id: int, name: str) -> str:
+        """Store the user's time zone (any case of an IANA name).
+
+        Returns:
+            The canonical name stored, e.g. "Europe/Berlin".
+
+        Raises:
+            UnknownZone: not an IANA zone name; nothing was written.
+            UnknownUser: no such user.
+        """
+        canonical = zone_named(name)
+        async with self._stores.unit_of_work("set_timezone") as uow:
+            if not await uow.users.set_timezone(user_id, canonical):
+                raise UnknownUser(user_id)
+        return canonical
 
     async def get(self, *, user_id: int) -> User | None:
         """The user, or None if they never talked to the bot."""

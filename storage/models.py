@@ -77,6 +77,7 @@ class UserRow(Base):
     ops_today: Mapped[int] = mapped_column(Integer, default=0)
     ops_day: Mapped[str | None] = mapped_column(String(10))
     role_granted_by: Mapped[int | None] = mapped_column(BigInteger)  # None: from settings
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: not chosen (UTC)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -103,6 +104,53 @@ class MemoryRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
+
+
+class MemoryTagRow(Base):
+    """One #tag of a memory (lower-cased, without '#'); kept in the memory's transaction."""
+
+    __tablename__ = "memory_tags"
+    __table_args__ = (Index("ix_memory_tags_space_tag", "space_id", "tag"),)
+
+    memory_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    space_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReminderRow(Base):
+    """A reminder (its memory holds the text) and its delivery state: a durable outbox row.
+
+    `status` is scheduled, sending (claimed by `owner` until `lease_until`), done, cancelled
+    or failed. `occurrence` counts deliveries, so a mark names the occurrence it finishes.
+    A recurring one keeps its local time and zone: "every monday 9:00" stays 9:00 over DST.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        Index("ix_reminders_status_due", "status", "due_at"),
+        UniqueConstraint("memory_id", name="uq_reminders_memory_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    memory_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("memories.id", ondelete="CASCADE")
+    )
+    space_id: Mapped[int] = mapped_column(BigInteger, index=True)  # the chat it goes to
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)  # who set it (their buttons)
+    due_at: Mapped[datetime]
+    recurrence: Mapped[str | None] = mapped_column(String(32))  # None | daily@08:00 | ...
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    occurrence: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditRow(Base):

@@ -8,6 +8,7 @@ from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.memories import MemoryRepository
 from storage.repositories.records import AuditRepository, KeyValueRepository
+from storage.repositories.tags import TagRepository
 from storage.repositories.updates import DeadLetterRepository
 from storage.repositories.users import ConversationRepository, UserRepository
 
@@ -17,6 +18,7 @@ class Repositories:
 
     def __init__(self, session: AsyncSession) -> None:
         self.memories = MemoryRepository(session)
+        self.tags = TagRepository(session)
         self.users = UserRepository(session)
         self.conversations = ConversationRepository(session)
         self.audit = AuditRepository(session)
@@ -35,5 +37,6 @@ __all__ = [
     "KeyValueRepository",
     "MemoryRepository",
     "Repositories",
+    "TagRepository",
     "UserRepository",
 ]

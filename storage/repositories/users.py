@@ -103,6 +103,13 @@ class UserRepository:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def set_timezone(self, user_id: int, name: str) -> bool:
+        """Store the user's IANA time zone; False if there is no such user."""
+        result = await self._session.execute(
+            update(UserRow).where(UserRow.id == user_id).values(timezone=name)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def deactivate(self, user_id: int) -> None:
         """The user blocked the bot: no more broadcasts to them."""
         await self._session.execute(
