@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import text
@@ -12,6 +12,8 @@ from sqlalchemy import text
 from engine.memory import text_digest
 from engine.stores import Stores
 from engine.vector_index import VectorMeta, VectorRef
+from storage import keyword_index
+from storage.keyword_index import KeywordDrift
 from storage.models import MemoryRow, utcnow
 
 LAST_SWEEP_KEY = "last_sweep_at"
@@ -31,10 +33,15 @@ class ConsistencyReport:
     stale: list[VectorMeta] = field(default_factory=list)  # vector disagrees with its row
     expired_present: int = 0
     last_sweep_at: str | None = None
+    keyword: KeywordDrift = field(default_factory=KeywordDrift)  # the keyword index vs rows
+
+    @property
+    def keyword_drift(self) -> bool:
+        return bool(self.keyword.missing or self.keyword.stale or self.keyword.problems)
 
     @property
     def drift(self) -> bool:
-        return bool(self.missing or self.orphans or self.stale)
+        return bool(self.missing or self.orphans or self.stale or self.keyword_drift)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +52,9 @@ class ConsistencyReport:
             "vectors_without_row": [r.id for r in self.orphans],
             "stale_vectors": [r.id for r in self.stale],
             "expired_present": self.expired_present,
+            "keyword_index_missing": self.keyword.missing,
+            "keyword_index_stale": self.keyword.stale,
+            "keyword_index_problems": list(self.keyword.problems),
             "last_sweep_at": self.last_sweep_at,
             "drift": self.drift,
         }
@@ -81,7 +91,30 @@ async def compare(stores: Stores, *, space_id: int | None = None) -> Consistency
             report.expired_present += 1
     async with stores.reading() as repos:
         report.last_sweep_at = await repos.kv.get(LAST_SWEEP_KEY)
+    report.keyword = await keyword_drift(stores, space_id=space_id)
     return report
+
+
+async def keyword_drift(stores: Stores, *, space_id: int | None) -> KeywordDrift:
+    """Rows the keyword index misses, entries without a row, and (for everyone) whether the
+    index still matches the rows' text (SQLite's FTS5 integrity check, under the write lock)."""
+    async with stores.db.reads() as session:
+        found = await keyword_index.drift(session, space_id=space_id)
+    if space_id is not None:
+        return found
+    async with stores.db.writes() as session:
+        matches = await keyword_index.content_matches(session)
+        await session.rollback()
+    if matches:
+        return found
+    return replace(found, problems=(*found.problems, "index differs from the rows' text"))
+
+
+async def rebuild_keyword_index(stores: Stores) -> None:
+    """Rebuild the keyword index from the rows in one transaction (SQLite: re-create missing
+    triggers too; PostgreSQL: nothing to do, its generated column cannot drift)."""
+    async with stores.unit_of_work("keyword_rebuild") as uow:
+        await keyword_index.rebuild(uow.session)
 
 
 async def settle_writes(stores: Stores) -> None:

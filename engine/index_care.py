@@ -12,9 +12,11 @@ from engine.consistency import (
     LAST_SWEEP_KEY,
     ConsistencyReport,
     compare,
+    rebuild_keyword_index,
     settle_writes,
     still_without_row,
 )
+from engine.index_model import MODEL_KEY, ModelStatus, recorded_model
 from engine.memory import vector_record
 from engine.stores import GENERATION_KEY, Stores
 from engine.vector_index import VectorMeta, VectorRef
@@ -76,6 +78,8 @@ class IndexCare:
         grace = self._stores.settings.sweep_grace_s if grace_s is None else grace_s
         cutoff = time.time() - grace
         report = await self.check()
+        if report.keyword_drift:
+            await rebuild_keyword_index(self._stores)
         wanted = None if ids is None else set(ids)
 
         def pick(items: Sequence[VectorMeta]) -> tuple[list[VectorMeta], int]:
@@ -163,6 +167,8 @@ class IndexCare:
                 progress(len(rows))
         async with self._stores.unit_of_work("reindex_switch") as uow:
             await uow.kv.set(GENERATION_KEY, str(target))
+            if self._stores.model is not None:  # the model that built it, recorded with it
+                await uow.kv.set(MODEL_KEY, self._stores.model.record(target))
         await vectors.switch_generation(target)
         if settle_s:
             await asyncio.sleep(settle_s)
@@ -188,6 +194,15 @@ class IndexCare:
             async with self._stores.unit_of_work("upgrade_layout") as uow:
                 await uow.kv.set(LAYOUT_KEY, LAYOUT)
         return True
+
+    async def model_status(self) -> ModelStatus:
+        """The model the current generation was built with against the one this process
+        uses (`check` reports a mismatch as drift)."""
+        assert self._stores.model is not None
+        generation = await self._stores.recorded_generation()
+        async with self._stores.reading() as repos:
+            recorded = await recorded_model(repos.kv, generation)
+        return ModelStatus(recorded, self._stores.model)
 
     async def follow_generation(self) -> bool:
         """Switch to the generation recorded in SQL if another process reindexed (cheap)."""

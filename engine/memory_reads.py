@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from dataclasses import dataclass
 
 from engine.errors import AmbiguousId, BadId, MemoryNotFound
-from engine.memory import Memory, normalise_text
-from engine.ranking import fuse, keywords
+from engine.memory import Memory
+from engine.recall import RecallHit as RecallHit  # re-exported: handlers import it here
+from engine.recall import recall
 from engine.stores import Stores
+from storage.filters import NO_FILTER, MemoryFilter
 from storage.models import utcnow
 
 
@@ -24,14 +25,6 @@ class Page:
     @property
     def has_more(self) -> bool:
         return self.offset + len(self.items) < self.total
-
-
-@dataclass(frozen=True)
-class RecallHit:
-    memory: Memory
-    score: float  # reciprocal-rank fusion score: only the order means something
-    similarity: float | None  # cosine similarity when the semantic search found it
-    keyword: bool  # True when the keyword search found it
 
 
 class MemoryReads:
@@ -65,15 +58,30 @@ class MemoryReads:
             raise AmbiguousId(cleaned)
         return Memory.from_row(rows[0])
 
-    async def page(self, *, space_id: int, offset: int = 0, limit: int = 10) -> Page:
-        """A page of live memories, newest first."""
+    async def page(
+        self,
+        *,
+        space_id: int,
+        offset: int = 0,
+        limit: int = 10,
+        wanted: MemoryFilter = NO_FILTER,
+    ) -> Page:
+        """A page of live memories (those `wanted` keeps), newest first."""
         now = utcnow()
         async with self._stores.reading() as repos:
             rows = await repos.memories.page(
-                space_id=space_id, now=now, limit=limit, offset=offset
+                space_id=space_id, now=now, limit=limit, offset=offset, wanted=wanted
             )
-            total = await repos.memories.count(space_id=space_id, now=now)
+            total = await repos.memories.count(space_id=space_id, now=now, wanted=wanted)
         return Page([Memory.from_row(r) for r in rows], total, offset, limit)
+
+    async def tags(self, *, space_id: int) -> list[tuple[str, int]]:
+        """(tag, how many live memories carry it) of space `space_id`, most used first.
+
+        Ties are ordered by name; tags only expired memories carry are left out.
+        """
+        async with self._stores.reading() as repos:
+            return await repos.tags.counts(space_id=space_id, now=utcnow())
 
     async def export(self, *, space_id: int) -> list[Memory]:
         """Every live memory of space `space_id`, oldest first (for /export)."""
@@ -87,51 +95,24 @@ class MemoryReads:
         query: str,
         k: int | None = None,
         min_similarity: float | None = None,
+        wanted: MemoryFilter = NO_FILTER,
     ) -> list[RecallHit]:
         """The memories of space `space_id` that best match `query`, best first.
 
-        Semantic hits (cosine similarity at least `min_similarity`) and keyword hits on the
-        SQL text are merged by reciprocal-rank fusion. A vector without a live row (expired,
-        deleted, or an orphan) is dropped, so recall never shows what SQL does not hold.
+        Hybrid recall by score (see engine.recall.recall, which does the work).
 
         Args:
             space_id: the space to search (a memory never leaves its space).
             query: what to look for.
             k: how many results at most (default `recall_top_k`).
             min_similarity: the semantic floor (default `recall_min_similarity`).
+            wanted: only memories with these #tags / created in this time range.
         """
-        settings = self._stores.settings
-        text = normalise_text(query, limit=settings.max_memory_chars)
-        k = k or settings.recall_top_k
-        floor = settings.recall_min_similarity if min_similarity is None else min_similarity
-        now = utcnow()
-        embedding = asyncio.ensure_future(self._stores.embedder.embed(text))
-        try:
-            async with self._stores.reading() as repos:
-                owned = await repos.memories.count(space_id=space_id, now=now)
-                by_keyword = await repos.memories.keyword_search(
-                    space_id=space_id, terms=keywords(text), now=now, limit=k * 2
-                )
-            vector = await embedding
-        finally:
-            embedding.cancel()
-        hits = await self._stores.vectors.query(
-            space_id=space_id, embedding=vector, k=k * 2, space_count=owned
+        return await recall(
+            self._stores,
+            space_id=space_id,
+            query=query,
+            k=k,
+            min_similarity=min_similarity,
+            wanted=wanted,
         )
-        similar = {uuid.UUID(h.id): h.similarity for h in hits if h.similarity >= floor}
-        async with self._stores.reading() as repos:
-            live = await repos.memories.live(ids=list(similar), space_id=space_id, now=now)
-        semantic = [memory_id for memory_id in similar if memory_id in live]
-        live.update({row.id: row for row in by_keyword})
-        lexical = [row.id for row in by_keyword]
-        scores = fuse([semantic, lexical])
-        ranked = sorted(scores, key=lambda memory_id: scores[memory_id], reverse=True)[:k]
-        return [
-            RecallHit(
-                memory=Memory.from_row(live[memory_id]),
-                score=scores[memory_id],
-                similarity=similar.get(memory_id),
-                keyword=memory_id in lexical,
-            )
-            for memory_id in ranked
-        ]

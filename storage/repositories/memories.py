@@ -8,19 +8,18 @@ from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     String,
-    case,
     cast,
     delete,
     func,
-    literal,
     or_,
     select,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import keyword_index
+from storage.filters import NO_FILTER, MemoryFilter, filter_clause
 from storage.models import MemoryRow
 
 IndexRow = tuple[uuid.UUID, int, str, datetime, datetime | None]
@@ -61,22 +60,32 @@ class MemoryRepository:
         )
 
     async def page(
-        self, *, space_id: int, now: datetime, limit: int, offset: int
+        self,
+        *,
+        space_id: int,
+        now: datetime,
+        limit: int,
+        offset: int,
+        wanted: MemoryFilter = NO_FILTER,
     ) -> list[MemoryRow]:
-        """Live memories of `space_id`, newest first."""
+        """Live memories of `space_id` that `wanted` keeps, newest first."""
         rows = await self._session.scalars(
             select(MemoryRow)
-            .where(MemoryRow.space_id == space_id, is_live(now))
+            .where(MemoryRow.space_id == space_id, is_live(now), filter_clause(wanted))
             .order_by(MemoryRow.created_at.desc(), MemoryRow.id.desc())
             .limit(limit)
             .offset(offset)
         )
         return list(rows)
 
-    async def count(self, *, space_id: int, now: datetime) -> int:
-        """How many live memories `space_id` holds."""
+    async def count(
+        self, *, space_id: int, now: datetime, wanted: MemoryFilter = NO_FILTER
+    ) -> int:
+        """How many live memories `space_id` holds (that `wanted` keeps)."""
         total = await self._session.scalar(
-            select(func.count()).where(MemoryRow.space_id == space_id, is_live(now))
+            select(func.count()).where(
+                MemoryRow.space_id == space_id, is_live(now), filter_clause(wanted)
+            )
         )
         return int(total or 0)
 
@@ -85,34 +94,47 @@ class MemoryRepository:
         return int(await self._session.scalar(select(func.count()).select_from(MemoryRow)) or 0)
 
     async def live(
-        self, *, ids: Sequence[uuid.UUID], space_id: int, now: datetime
+        self,
+        *,
+        ids: Sequence[uuid.UUID],
+        space_id: int,
+        now: datetime,
+        wanted: MemoryFilter = NO_FILTER,
     ) -> dict[uuid.UUID, MemoryRow]:
-        """The live memories among `ids` that belong to `space_id`."""
+        """The live memories among `ids` that belong to `space_id` (and `wanted` keeps)."""
         if not ids:
             return {}
         rows = await self._session.scalars(
             select(MemoryRow).where(
-                MemoryRow.id.in_(ids), MemoryRow.space_id == space_id, is_live(now)
+                MemoryRow.id.in_(ids),
+                MemoryRow.space_id == space_id,
+                is_live(now),
+                filter_clause(wanted),
             )
         )
         return {row.id: row for row in rows}
 
     async def keyword_search(
-        self, *, space_id: int, terms: Sequence[str], now: datetime, limit: int
-    ) -> list[MemoryRow]:
-        """Live memories containing any of `terms` (case-insensitive), most matched first."""
-        if not terms:
-            return []
-        lowered = func.lower(MemoryRow.text)
-        matches = [lowered.contains(term.lower(), autoescape=True) for term in terms]
-        score = sum((case((match, 1), else_=0) for match in matches), start=literal(0, Integer))
-        rows = await self._session.scalars(
-            select(MemoryRow)
-            .where(MemoryRow.space_id == space_id, is_live(now), or_(*matches))
-            .order_by(score.desc(), MemoryRow.created_at.desc())
-            .limit(limit)
-        )
-        return list(rows)
+        self,
+        *,
+        space_id: int,
+        terms: Sequence[str],
+        now: datetime,
+        limit: int,
+        wanted: MemoryFilter = NO_FILTER,
+    ) -> list[tuple[MemoryRow, float]]:
+        """Live memories of `space_id` (that `wanted` keeps) holding any of `terms` as a whole
+        word (or, for longer terms, a word they begin), with their bm25 / ts_rank, best first.
+
+        `terms` are folded words (storage.keyword_index.words); the keyword index answers.
+        """
+        where = [MemoryRow.space_id == space_id, is_live(now), filter_clause(wanted)]
+        return await keyword_index.search(self._session, terms=terms, where=where, limit=limit)
+
+    async def term_counts(self, *, space_id: int, terms: Sequence[str]) -> dict[str, int]:
+        """How many memories of `space_id` (expired ones too) each of `terms` matches."""
+        where = [MemoryRow.space_id == space_id]
+        return await keyword_index.document_counts(self._session, terms=terms, where=where)
 
     async def index(self, *, space_id: int | None) -> list[IndexRow]:
         """(id, space_id, text, created_at, expires_at) of every memory, expired ones included."""
@@ -149,6 +171,17 @@ class MemoryRepository:
         """Every memory id of `space_id`, expired ones included."""
         query = select(MemoryRow.id).where(MemoryRow.space_id == space_id)
         return list(await self._session.scalars(query))
+
+    async def texts_present(
+        self, *, space_id: int, texts: Sequence[str], now: datetime
+    ) -> set[str]:
+        """Which of `texts` a live memory of `space_id` holds exactly (one query; /import)."""
+        if not texts:
+            return set()
+        query = select(MemoryRow.text).where(
+            MemoryRow.space_id == space_id, is_live(now), MemoryRow.text.in_(set(texts))
+        )
+        return set(await self._session.scalars(query))
 
     async def by_prefix(self, *, space_id: int, prefix: str, now: datetime) -> list[MemoryRow]:
         """Live memories of `space_id` whose hex id starts with `prefix` (at most two)."""

@@ -1,0 +1,323 @@
+"""Labelled recall sets: personal notes a memory-bot user would save, and questions about them.
+
+English: notes with look-alike distractors (notes that share words with another note but
+answer something else: "called the phone company about the bill" / "company retreat",
+"spare house key" / "house insurance"), and questions of two kinds:
+
+- "para": the question says it in other words than the note ("extra key to get into the
+  house" for "spare house key under the flowerpot"); meaning has to find it.
+- "rare": the question hinges on a rare name, code or number the note holds (a flight
+  number, a locker code, a doctor's name, a plate); the keyword index is good at those.
+
+Multilingual: Russian, Spanish, German and English notes in one space, each question in its
+note's language, some reworded, some sharing a rare word. The model (all-MiniLM-L6-v2) knows
+English only, so meaning alone is weak on the others; that is what the keyword index helps.
+
+Every question names the key of the one note that answers it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Tag = Literal["para", "rare"]
+
+ENGLISH_NOTES: dict[str, str] = {
+    # phone, contracts, work
+    "phone_bill": "Called the phone company about the bill: they charged roaming twice and "
+    "will refund it next month",
+    "mobile_contract": "My mobile phone contract ends on 30 April; cancel before then or it "
+    "renews for another two years",
+    "isp": "Internet provider hotline 0800 330 1000, customer number 77120458",
+    "retreat": "Company retreat is at Lake Garda from 12 to 14 June, bring hiking boots",
+    "pension": "Company pension: I put in 4% of my salary and the employer matches it",
+    "raise": "Got the raise! The new salary starts in March",
+    "review": "Performance review with Jana on the 28th; bring the list of projects I shipped",
+    "standup": "Team standup moves to 9:15 from next week",
+    "talk": "My conference talk is on Friday at 11:20 in room B, 25 minutes plus questions",
+    "wifi_office": "Office guest Wi-Fi password changes every Monday, ask at reception",
+    # home
+    "spare_key": "Spare house key is under the flowerpot next to the back door",
+    "house_insurance": "House insurance renews in May; policy number HV-20931 with Allianz",
+    "alarm": "House alarm code is 7391, you have 30 seconds to enter it after opening the door",
+    "wifi_home": "Home Wi-Fi is called Pelican-5G; the password is on the sticker under the "
+    "router",
+    "iban": "Rent goes to Mr. Haverkamp, IBAN ending 0935 4410, due on the first of every month",
+    "viewing": "Flat viewing on Saturday at 11 at Lindenstrasse 14; ask about the heating costs",
+    "plumber": "Plumber who fixed the leak under the sink: Tomasz Wróbel, 0176 5528193",
+    "meter": "Electricity meter reading on 1 January: 48213 kWh",
+    "boiler": "Boiler service is due every October; the HeatWell engineer charged 95 last time",
+    "bins": "Recycling bins go out on Tuesday night, general waste every other Friday",
+    "cleaner": "Cleaner comes every second Thursday; pay her 60 in cash",
+    "paint": "Living room paint is Farrow & Ball Elephant's Breath No. 229",
+    "gutters": "Clean the gutters before winter; the long ladder is in the shed",
+    "bulbs": "Spare bulbs for the hallway lamp are E14, in the box in the shed",
+    "garage_remote": "The garage door remote takes a CR2032 battery",
+    "printer": "The printer takes HP 305XL cartridges",
+    "fridge": "Fridge is a Bosch KGN39; the water filter to reorder is part 11034151",
+    "safe": "The password manager's emergency kit is printed and kept in the safe",
+    "neighbour_plants": "Promised to water the neighbours' plants while they are in Crete, "
+    "10 to 20 July",
+    "neighbour_parcel": "The neighbour at number 7 took in a parcel for me",
+    "orchid": "Water the orchid once a week, just a splash, never leave it standing in water",
+    "tulips": "Plant the tulip bulbs in October, about 15 cm deep",
+    "seedlings": "Put the tomato seedlings outside only after mid-May, when there is no more "
+    "frost",
+    # car and bike
+    "plate": "Our car's licence plate is KA-MR 2291",
+    "car_key": "The spare car key is in the kitchen drawer with the batteries",
+    "car_service": "Car is due for an oil change at 60,000 km; the garage on Elm Street did the "
+    "last one",
+    "tyres": "Winter tyres are stored at the Shell station's tyre hotel, ticket 318",
+    "car_claim": "Car insurance claim for the scratched bumper: CLM-558210, the adjuster calls "
+    "back next week",
+    "bike_lock": "Bike lock combination: 0582",
+    # travel
+    "flight_out": "Flight to Lisbon on 3 October is LH1234, leaves at 07:15 from Terminal 1",
+    "flight_back": "Return flight from Lisbon on 10 October lands in Munich at 22:05",
+    "hotel": "Lisbon hotel booking reference QX7ZP94, breakfast included, check-in after 3pm",
+    "train": "Train to Hamburg on Friday: ICE 578, coach 12, seat 45",
+    "parking": "Parked at the airport garage, level 3, spot C17",
+    "passport_expiry": "My passport expires in February 2027, renew it two months before",
+    "passport_place": "Both passports are in the grey folder in the top desk drawer",
+    "concert": "Arctic Monkeys tickets for 9 July are in my email: block 112, row F",
+    # health
+    "dentist": "Dentist is Dr. Okonkwo at Riverside Dental; next check-up on 18 November",
+    "gp": "GP appointment on Thursday at 9:40 about my knee",
+    "physio": "Physio exercises for the knee: three sets of 15 wall squats every morning",
+    "blood": "My blood type is A negative",
+    "glasses": "Eye prescription: left -1.75, right -2.00",
+    "health_card": "Health insurance member number is K884 0215 67",
+    "gym_locker": "Locker code at the gym is 4471",
+    "gym_contract": "Gym membership can only be cancelled with three months' notice",
+    "yoga": "Yoga class moved to Tuesdays at 19:00 in the community centre",
+    "run_pb": "Ran 10 km in 54 minutes on Sunday, a personal best",
+    "half_marathon": "Signed up for the Berlin half marathon in April, bib number 8817",
+    # family and friends
+    "mum_birthday": "Mum's birthday is 14 March; she wants a new gardening book",
+    "anniversary": "Our wedding anniversary is 22 August; book the little Italian place where "
+    "we had our first date",
+    "party": "Noah's birthday party: Saturday at 3pm at the trampoline park, eight kids invited",
+    "teacher": "Noah's teacher is Mrs. Lindqvist; parents' evening is on 5 November",
+    "school_pickup": "School pickup on Wednesdays is at 13:30 instead of 15:00",
+    "shoe_size": "Emma wears shoe size 31 and clothes size 128",
+    "vaccine": "Emma's next vaccination is due in September; bring the yellow vaccination booklet",
+    "allergy": "Lena is allergic to cashews and peanuts; her EpiPen is in the red pouch",
+    "babysitter": "Babysitter Jess charges 12 an hour and can't do Sundays",
+    "dad_gift": "Gift idea for Dad: a good pocket knife or a whisky tasting voucher",
+    "dad_meds": "Dad takes his blood pressure pills, Ramipril 5 mg, at 8 every morning",
+    "coffee": "Sarah drinks oat flat whites, no sugar",
+    "olivia_address": "Olivia moved: 42 Harbour Road, Brighton BN2 1TW",
+    "lent": "Lent Marco 200 euros for his flat deposit; he'll pay me back by the end of the month",
+    "drill": "Borrowed Pavel's drill, give it back before the weekend",
+    "hairdresser": "Hairdresser is Giulia at Studio Nove, book two weeks ahead",
+    # pets
+    "vet": "Cat's vet is Dr. Ferreira, open on Saturday mornings",
+    "cat_food": "The cat only eats the salmon pâté in the green tins",
+    # food, books, films
+    "pancakes": "Grandma's pancakes: 2 eggs, 250 ml milk, 125 g flour, a pinch of salt; let the "
+    "batter rest 30 minutes",
+    "tomato_sauce": "Tomato sauce tip: a spoon of sugar and let it simmer for a full hour",
+    "curry": "Chickpea curry: onion, garlic, ginger, a can of coconut milk and two spoons of red "
+    "curry paste",
+    "ramen": "The great ramen place is Ichiran, near the central station",
+    "wine": "Loved the Portuguese red at Marta's dinner: Quinta do Crasto 2019",
+    "book_rec": "Tom recommended Project Hail Mary, sci-fi and apparently very funny",
+    "movie_rec": "Want to watch Past Lives, Anna said it made her cry",
+    "library": "Library books are due back on the 19th: The Overstory and the Ottolenghi cookbook",
+    # money and papers
+    "tax": "Tax return is due on 31 July; the accountant wants all receipts by the 10th",
+    "accountant": "Accountant is Ms. Vasquez-Rahn, she charges 180 per return",
+    "card_block": "To block a lost bank card call 116 116",
+    "mortgage": "Mortgage meeting at the bank with Mr. Schultheiss on 2 December at 10",
+    "laptop": "Laptop warranty runs until 14 September 2026, serial 5CG9314KLM",
+}
+
+ENGLISH_QUESTIONS: list[tuple[str, str, Tag]] = [
+    # in other words than the note
+    ("Will the mobile operator give back the money they overcharged?", "phone_bill", "para"),
+    ("When can I get out of my cell plan before it rolls over?", "mobile_contract", "para"),
+    ("Where is the team offsite being held this summer?", "retreat", "para"),
+    ("How much does my employer add to my retirement savings?", "pension", "para"),
+    ("When does the higher pay kick in?", "raise", "para"),
+    ("What should I bring to my yearly evaluation at work?", "review", "para"),
+    ("What time is the daily team meeting now?", "standup", "para"),
+    ("When do I give my presentation at the event?", "talk", "para"),
+    ("What should a visitor at work do to get online?", "wifi_office", "para"),
+    ("Where did we hide the extra key to get into the house?", "spare_key", "para"),
+    ("Where do I find the wireless code for our flat?", "wifi_home", "para"),
+    ("How do I pay the landlord each month?", "iban", "para"),
+    ("Who repaired the pipe in the kitchen?", "plumber", "para"),
+    ("How much power had we used at the start of the year?", "meter", "para"),
+    ("When does the heating system need its yearly check?", "boiler", "para"),
+    ("Which evening do I put the recycling out?", "bins", "para"),
+    ("How much do I pay the cleaning lady?", "cleaner", "para"),
+    ("Which ink should I buy for printing?", "printer", "para"),
+    ("Where is the recovery sheet for the password vault?", "safe", "para"),
+    ("When am I looking after the plants next door?", "neighbour_plants", "para"),
+    ("Who is holding my package?", "neighbour_parcel", "para"),
+    ("When is it safe to move the young plants out to the garden?", "seedlings", "para"),
+    ("When should I put the flower bulbs in the ground?", "tulips", "para"),
+    ("Where's the second key for the car?", "car_key", "para"),
+    ("At what mileage does the car need servicing?", "car_service", "para"),
+    ("Where are the cold-weather wheels kept?", "tyres", "para"),
+    ("What are the numbers for my bicycle padlock?", "bike_lock", "para"),
+    ("What time does my plane to Portugal leave?", "flight_out", "para"),
+    ("When do we get back home from Portugal?", "flight_back", "para"),
+    ("Where am I sitting on Friday's rail journey?", "train", "para"),
+    ("Where did I leave the car at the airport?", "parking", "para"),
+    ("Where are our travel documents kept?", "passport_place", "para"),
+    ("When are my teeth due to be looked at again?", "dentist", "para"),
+    ("When am I seeing the family doctor about my leg?", "gp", "para"),
+    ("What rehab workout should I do each morning?", "physio", "para"),
+    ("How long before I can quit the fitness club?", "gym_contract", "para"),
+    ("What's my fastest 10k time?", "run_pb", "para"),
+    ("What present does my mother want?", "mum_birthday", "para"),
+    ("Which restaurant should I reserve for our marriage celebration?", "anniversary", "para"),
+    ("What time do I collect the kids from school midweek?", "school_pickup", "para"),
+    ("What size shoes does Emma need?", "shoe_size", "para"),
+    ("Which nuts must Lena avoid?", "allergy", "para"),
+    ("How much is the sitter per hour?", "babysitter", "para"),
+    ("What could I get my father as a present?", "dad_gift", "para"),
+    ("How much money does Marco owe me?", "lent", "para"),
+    ("Whose power tool do I have to return?", "drill", "para"),
+    ("When is the animal clinic open?", "vet", "para"),
+    ("What does the cat like to eat?", "cat_food", "para"),
+    ("How do I make the pasta sauce less sour?", "tomato_sauce", "para"),
+    ("What do I need for the vegetarian coconut dish?", "curry", "para"),
+    ("When do I have to return the borrowed novels?", "library", "para"),
+    ("How do I stop someone using my lost debit card?", "card_block", "para"),
+    # a rare name, code or number
+    ("When does LH1234 take off?", "flight_out", "rare"),
+    ("What was 4471 again?", "gym_locker", "rare"),
+    ("When do I see Dr. Okonkwo next?", "dentist", "rare"),
+    ("Is KA-MR 2291 our number plate?", "plate", "rare"),
+    ("Which payment goes to the account ending 4410?", "iban", "rare"),
+    ("What's the password for Pelican-5G?", "wifi_home", "rare"),
+    ("What is policy HV-20931?", "house_insurance", "rare"),
+    ("What did I book under QX7ZP94?", "hotel", "rare"),
+    ("Which seat do I have on the ICE 578?", "train", "rare"),
+    ("When is Dr. Ferreira open?", "vet", "rare"),
+    ("What is claim CLM-558210 about?", "car_claim", "rare"),
+    ("What is customer number 77120458 for?", "isp", "rare"),
+    ("What's Tomasz Wróbel's phone number?", "plumber", "rare"),
+    ("When is The Overstory due back?", "library", "rare"),
+    ("What needs HP 305XL?", "printer", "rare"),
+    ("Which device has serial 5CG9314KLM?", "laptop", "rare"),
+    ("How much Ramipril does Dad take?", "dad_meds", "rare"),
+    ("Where did we use Elephant's Breath?", "paint", "rare"),
+    ("How much did HeatWell charge?", "boiler", "rare"),
+    ("What is bib 8817 for?", "half_marathon", "rare"),
+    ("Where is Ichiran?", "ramen", "rare"),
+    ("Where did we drink the Quinta do Crasto?", "wine", "rare"),
+    ("What needs a CR2032?", "garage_remote", "rare"),
+    ("What's at Lindenstrasse 14?", "viewing", "rare"),
+    ("How far ahead do I book Giulia?", "hairdresser", "rare"),
+    ("Who lives at BN2 1TW?", "olivia_address", "rare"),
+    ("What is K884 0215 67?", "health_card", "rare"),
+    ("What is 116 116 for?", "card_block", "rare"),
+    ("Where is spot C17?", "parking", "rare"),
+    ("When is parents' evening with Mrs. Lindqvist?", "teacher", "rare"),
+]
+
+MULTILINGUAL_NOTES: dict[str, str] = {
+    # Russian
+    "ru_passport": "Паспорт лежит в синей папке в шкафу",
+    "ru_dacha_key": "Ключ от дачи у соседки тёти Вали",
+    "ru_mum": "День рождения мамы 14 марта, подарить ей новый чайник",
+    "ru_doctor": "Запись к терапевту в среду в 10:30, кабинет 214",
+    "ru_wifi": "Пароль от вайфая на даче: solnce2024",
+    "ru_borsch": "Рецепт борща: свёкла, капуста, картошка, морковь и ложка уксуса",
+    "ru_loan": "Одолжил Серёже 5000 рублей, вернёт в пятницу",
+    "ru_train": "Поезд в Казань 12 ноября, вагон 7, место 23",
+    "ru_drops": "Бабушке нужно купить глазные капли Тауфон",
+    "ru_school": "Родительское собрание в школе в четверг в 18:00",
+    "ru_gas": "Показания счётчика газа за октябрь: 03412",
+    "ru_cat": "Кота зовут Барсик, прививку от бешенства делать в апреле",
+    # Spanish
+    "es_dentist": "Cita con la dentista el martes a las 17:00, la doctora Ruiz",
+    "es_paella": "Para la paella de la abuela: arroz bomba, azafrán y caldo de pescado",
+    "es_keys": "Las llaves del trastero están en el cajón de la entrada",
+    "es_rent": "El alquiler se paga el día 5 por transferencia a Carmen",
+    "es_flight": "Vuelo a Bogotá el 8 de diciembre, IB6585, sale a las 12:40",
+    "es_gym": "El gimnasio cierra todo agosto por vacaciones",
+    "es_song": "La canción de la boda era de Juanes",
+    "es_lemon": "Regar el limonero dos veces por semana en verano",
+    "es_nephew": "Mi sobrino Diego cumple años el 2 de mayo, le encantan los dinosaurios",
+    "es_itv": "La ITV del coche caduca en marzo",
+    "es_tennis": "Número de socio del club de tenis: 55120",
+    # German
+    "de_garage_key": "Der Schlüssel für die Garage hängt neben der Tür",
+    "de_doctor": "Termin beim Hautarzt am Montag um 8:15 bei Dr. Brandt",
+    "de_bin": "Der Biomüll wird jeden Donnerstag abgeholt",
+    "de_tax": "Steuererklärung bis Ende Juli abgeben, die Belege liegen im blauen Ordner",
+    "de_cake": "Omas Apfelkuchen: 500 g Äpfel, Zimt, 45 Minuten bei 180 Grad",
+    "de_car": "Das Auto muss im Juni zum TÜV",
+    "de_wifi": "WLAN-Passwort im Büro: Kaffeebohne42",
+    "de_parcel": "Das Paket liegt bei Familie Schneider im Erdgeschoss",
+    "de_grandpa": "Opa hat am 9. September Geburtstag, er wünscht sich ein Hörbuch",
+    "de_insurance": "Die Haftpflichtversicherung läuft über die HUK, Vertragsnummer 771-204",
+    "de_bike": "Der Code vom Fahrradschloss ist 3318",
+    # English
+    "en_locker": "Swimming pool locker code is 2207",
+    "en_phone": "Called the phone company about the bill, the refund comes next month",
+    "en_vet": "The dog's vet appointment is on Friday at 4pm with Dr. Patel",
+    "en_book": "Book club is reading Klara and the Sun for March",
+    "en_flight": "Flight to Dublin on 2 May is EI 331, the gate closes 30 minutes before",
+    "en_plumber": "Plumber Dave's number is 07700 900412",
+    "en_dinner": "Anniversary dinner booked at Nopi, 8pm on the 22nd",
+    "en_laptop": "The work laptop has to go back to IT before my last day",
+    "en_bin": "Blue bin goes out on Wednesday night",
+    "en_shoes": "Returned the running shoes, the refund takes 5 to 7 days",
+    "en_mortgage": "The fixed mortgage rate ends in November; talk to the broker in September",
+}
+
+MULTILINGUAL_QUESTIONS: list[tuple[str, str]] = [
+    # Russian
+    ("Где мой паспорт?", "ru_passport"),
+    ("У кого ключ от дачи?", "ru_dacha_key"),
+    ("Что подарить маме на день рождения?", "ru_mum"),
+    ("Когда я иду к терапевту?", "ru_doctor"),
+    ("Какой пароль от вайфая?", "ru_wifi"),
+    ("Что нужно для борща?", "ru_borsch"),
+    ("Сколько денег я дал Серёже?", "ru_loan"),
+    ("Какое у меня место в поезде?", "ru_train"),
+    ("Что купить бабушке в аптеке?", "ru_drops"),
+    ("Когда собрание в школе?", "ru_school"),
+    ("Какие были показания газа?", "ru_gas"),
+    # Spanish
+    ("¿Cuándo tengo cita con la dentista?", "es_dentist"),
+    ("¿Qué lleva la paella de la abuela?", "es_paella"),
+    ("¿Dónde están las llaves del trastero?", "es_keys"),
+    ("¿A quién le pago el alquiler?", "es_rent"),
+    ("¿A qué hora sale el IB6585?", "es_flight"),
+    ("¿Cuándo cierra el gimnasio?", "es_gym"),
+    ("¿De quién era la canción de la boda?", "es_song"),
+    ("¿Cada cuánto hay que regar el limonero?", "es_lemon"),
+    ("¿Qué le regalo a Diego por su cumpleaños?", "es_nephew"),
+    ("¿Cuándo caduca la ITV?", "es_itv"),
+    ("¿Cuál es mi número de socio del tenis?", "es_tennis"),
+    # German
+    ("Wo hängt der Schlüssel für die Garage?", "de_garage_key"),
+    ("Wann ist der Termin beim Hautarzt?", "de_doctor"),
+    ("Wann wird der Biomüll abgeholt?", "de_bin"),
+    ("Bis wann muss die Steuererklärung weg?", "de_tax"),
+    ("Wie lange backt Omas Apfelkuchen?", "de_cake"),
+    ("Wann muss das Auto zum TÜV?", "de_car"),
+    ("Wie ist das WLAN-Passwort im Büro?", "de_wifi"),
+    ("Wo ist mein Paket?", "de_parcel"),
+    ("Was wünscht sich Opa zum Geburtstag?", "de_grandpa"),
+    ("Welche Vertragsnummer hat die Haftpflicht?", "de_insurance"),
+    ("Wie ist der Code vom Fahrradschloss?", "de_bike"),
+    # English
+    ("What's the code for the locker at the pool?", "en_locker"),
+    ("Did the phone company agree to a refund?", "en_phone"),
+    ("When is the dog seeing Dr. Patel?", "en_vet"),
+    ("Which book are we reading in March?", "en_book"),
+    ("What's the flight number to Dublin?", "en_flight"),
+    ("What's Dave the plumber's number?", "en_plumber"),
+    ("Where are we having the anniversary dinner?", "en_dinner"),
+    ("When does the work laptop need to go back?", "en_laptop"),
+    ("Which night does the blue bin go out?", "en_bin"),
+    ("When does the fixed mortgage rate end?", "en_mortgage"),
+]
