@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter
@@ -15,6 +16,21 @@ from engine.broadcasts import BroadcastProgress
 from jobs.delivery import Blocked, BroadcastWorker, RetryLater
 
 GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_invalid")
+
+
+@contextlib.contextmanager
+def send_errors_mapped() -> Iterator[None]:
+    """Telegram's refusals of a send as the delivery workers read them: Blocked, RetryLater."""
+    try:
+        yield
+    except Forbidden as error:
+        raise Blocked(str(error)) from error
+    except RetryAfter as error:
+        raise RetryLater(seconds(error.retry_after)) from error
+    except BadRequest as error:
+        if any(reason in str(error).lower() for reason in GONE):
+            raise Blocked(str(error)) from error
+        raise
 
 
 def broadcast_worker(
@@ -30,16 +46,8 @@ def broadcast_worker(
     rate = engine.settings.broadcast_rate
 
     async def send(user_id: int, text: str) -> None:
-        try:
+        with send_errors_mapped():
             await sender.send_message(user_id, text)
-        except Forbidden as error:
-            raise Blocked(str(error)) from error
-        except RetryAfter as error:
-            raise RetryLater(seconds(error.retry_after)) from error
-        except BadRequest as error:
-            if any(reason in str(error).lower() for reason in GONE):
-                raise Blocked(str(error)) from error
-            raise
 
     async def report(progress: BroadcastProgress, final: bool) -> None:
         if progress.progress_chat_id is None or progress.progress_message_id is None:

@@ -21,6 +21,7 @@ from bot.context import BotApplication, services_of
 from bot.inbox_worker import InboxWorker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake
 from bot.processing import UpdateProcessor
+from bot.reminder_delivery import reminder_sender
 from bot.replies import esc, preview
 from bot.supervise import supervised
 from engine.app import MemoryEngine, open_engine
@@ -28,6 +29,7 @@ from engine.breaker import Breakers
 from engine.inbox import Inbox
 from engine.memory import Memory
 from engine.settings import Settings
+from jobs.reminders import ReminderWorker
 from jobs.runs import Notify
 from jobs.scheduler import build_scheduler
 
@@ -81,6 +83,7 @@ async def running_bot(
         runtime.spawn("leases", worker.heartbeat)
         sender: Bot | None = None
         delivery = None
+        reminding: ReminderWorker | None = None
         if background:
             scheduler.start()
             api = base_url or settings.telegram_api_base_url
@@ -89,12 +92,18 @@ async def running_bot(
             delivery = broadcast_worker(app, engine, sender)
             services_of(app.bot_data).wake_broadcasts = delivery.wake
             runtime.spawn("broadcasts", delivery.run)
+            reminding = ReminderWorker(
+                outbox=engine.reminders.outbox, send=reminder_sender(app.bot)
+            )
+            runtime.spawn("reminders", reminding.run)
         try:
             yield runtime
         finally:
             worker.stop()
             if delivery is not None:
                 delivery.stop()  # the send in hand finishes and is marked
+            if reminding is not None:
+                reminding.stop()
             await _finish(runtime.tasks, settings.shutdown_grace_s + 5)
             if sender is not None:
                 await sender.shutdown()
