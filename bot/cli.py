@@ -21,6 +21,7 @@ from bot.operations import (
     cmd_repair,
     cmd_sweep,
 )
+from engine.index_model import IndexModelMismatch
 from engine.settings import Settings, describe_error, load_settings
 
 QUIET_LOGGERS = ("httpx", "alembic", "sentence_transformers", "chromadb", "apscheduler")
@@ -111,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     handler: Command = args.handler
-    return asyncio.run(handler(settings, args))
+    try:
+        return asyncio.run(handler(settings, args))
+    except IndexModelMismatch as error:  # one line for the operator, no traceback
+        print(f"memorybot: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

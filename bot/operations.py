@@ -15,9 +15,17 @@ from engine.settings import Settings
 from engine.stores import upgrade_database
 
 
-async def with_engine(settings: Settings, work: Callable[[MemoryEngine], Awaitable[int]]) -> int:
-    """Run `work` on an open engine, closing it afterwards; returns the exit status."""
-    engine = await open_engine(settings)
+async def with_engine(
+    settings: Settings,
+    work: Callable[[MemoryEngine], Awaitable[int]],
+    *,
+    model_check: bool = True,
+) -> int:
+    """Run `work` on an open engine, closing it afterwards; returns the exit status.
+
+    `model_check=False` opens an index built with another embedding model (check, reindex).
+    """
+    engine = await open_engine(settings, model_check=model_check)
     try:
         return await work(engine)
     finally:
@@ -35,7 +43,8 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(engine: MemoryEngine) -> int:
         report = await engine.index.check(space_id=args.user)
-        data = report.as_dict()
+        model = await engine.index.model_status()
+        data = {**report.as_dict(), "model": model.as_dict()}
         if args.json:
             print(json.dumps(data, indent=2))
         else:
@@ -46,11 +55,20 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"vectors w/o row  {len(report.orphans)}")
             print(f"stale vectors    {len(report.stale)}")
             print(f"expired, present {report.expired_present}")
+            keyword = report.keyword
+            print(f"keyword index    {keyword.missing} rows missing, {keyword.stale} stale")
+            for problem in keyword.problems:
+                print(f"keyword index    {problem}")
             print(f"last sweep       {report.last_sweep_at or 'never'}")
+            recorded = model.recorded.describe() if model.recorded else "not recorded yet"
+            print(f"index model      {recorded}")
+            print(f"this model       {model.current.describe()} ({model.current.backend})")
+            if model.mismatch:
+                print("MODEL MISMATCH: run `memorybot reindex` to rebuild with this model")
             print("DRIFT: run `memorybot repair`" if report.drift else "ok: SQL and Chroma agree")
-        return 1 if report.drift else 0
+        return 1 if report.drift or model.mismatch else 0
 
-    return await with_engine(settings, work)
+    return await with_engine(settings, work, model_check=False)
 
 
 async def cmd_expire(settings: Settings, _args: argparse.Namespace) -> int:
@@ -100,7 +118,7 @@ async def cmd_reindex(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"reindexed {done} memories into generation {engine.index.generation}")
         return 0
 
-    return await with_engine(settings, work)
+    return await with_engine(settings, work, model_check=False)
 
 
 async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ from engine.admin import AdminService
 from engine.broadcasts import BroadcastService
 from engine.faults import Faults
 from engine.index_care import LAYOUT, IndexCare
+from engine.index_model import ModelIdentity
 from engine.memory_reads import MemoryReads
 from engine.memory_writes import MemoryWrites
 from engine.quotas import QuotaService
+from engine.reminders import ReminderService
 from engine.settings import Settings
 from engine.stores import Stores, open_stores
 from engine.users import UserService
@@ -33,6 +35,7 @@ class MemoryEngine:
     admin: AdminService
     quotas: QuotaService
     broadcasts: BroadcastService
+    reminders: ReminderService
 
     @property
     def settings(self) -> Settings:
@@ -50,6 +53,7 @@ class MemoryEngine:
             AdminService(stores),
             QuotaService(stores),
             BroadcastService(stores),
+            ReminderService(stores),
         )
 
     async def aclose(self) -> None:
@@ -66,14 +70,25 @@ async def open_engine(
     vectors: VectorIndex | None = None,
     faults: Faults | None = None,
     upgrade: bool = True,
+    model: ModelIdentity | None = None,
+    model_check: bool = True,
 ) -> MemoryEngine:
     """Open the stores (see `engine.stores.open_stores`) and build the engine on them.
+
+    Raises IndexModelMismatch (with `model_check`) when the vector index was built with
+    another embedding model than this start uses.
 
     With `upgrade`, also bring the vector index to the current layout and make
     ADMIN_USER_IDS the truth about admins (see AdminService.sync_settings_admins).
     """
     stores = await open_stores(
-        settings, embedder=embedder, vectors=vectors, faults=faults, upgrade=upgrade
+        settings,
+        embedder=embedder,
+        vectors=vectors,
+        faults=faults,
+        upgrade=upgrade,
+        model=model,
+        model_check=model_check,
     )
     log.info(
         "engine open db=%s chroma=%s",

@@ -10,7 +10,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from engine.errors import MemoryBotError
 from engine.faults import Faults
+from engine.index_model import (
+    MODEL_KEY,
+    IndexModelMismatch,
+    ModelIdentity,
+    model_identity,
+    recorded_model,
+)
 from engine.settings import Settings
 from engine.uow import UnitOfWork
 from engine.vector_index import VectorIndex
@@ -33,6 +41,7 @@ class Stores:
     embedder: Embedder
     settings: Settings
     faults: Faults = field(default_factory=Faults)
+    model: ModelIdentity | None = None  # the embedding model this process embeds with
 
     @property
     def dialect(self) -> str:
@@ -99,6 +108,8 @@ async def open_stores(
     vectors: VectorIndex | None = None,
     faults: Faults | None = None,
     upgrade: bool = True,
+    model: ModelIdentity | None = None,
+    model_check: bool = True,
 ) -> Stores:
     """Open the database (migrating it unless `upgrade` is False), the index and the model.
 
@@ -107,7 +118,10 @@ async def open_stores(
         embedder: an encoder to use instead of the real model (tests).
         vectors: a vector index to use instead of Chroma (tests).
         faults: the seams to break (tests and drills).
-        upgrade: apply migrations first.
+        upgrade: apply migrations first (and record the model if none is recorded yet).
+        model: the model `embedder` stands for (default: the one the settings name).
+        model_check: refuse (IndexModelMismatch) when the index was built with another
+            model; False for `check` (reports it) and `reindex` (rebuilds with this one).
     """
     db = open_database(settings.database_url)
     if upgrade:
@@ -120,4 +134,34 @@ async def open_stores(
             shards=settings.chroma_shards,
             generation=await _recorded_generation(db),
         )
-    return Stores(db, vectors, embedder or build_embedder(settings), settings, faults or Faults())
+    stores = Stores(
+        db,
+        vectors,
+        embedder or build_embedder(settings),
+        settings,
+        faults or Faults(),
+        model or model_identity(settings),
+    )
+    try:
+        await _settle_model(stores, refuse=model_check, adopt=upgrade)
+    except IndexModelMismatch:
+        await stores.aclose()
+        raise
+    return stores
+
+
+async def _settle_model(stores: Stores, *, refuse: bool, adopt: bool) -> None:
+    """Refuse a model other than the one the index was built with; record this one if the
+    index has no model recorded (a store from before models were recorded adopts it)."""
+    assert stores.model is not None
+    generation = await stores.recorded_generation()
+    async with stores.reading() as repos:
+        recorded = await recorded_model(repos.kv, generation)
+    if recorded is None and adopt:
+        try:
+            async with stores.unit_of_work("record_model") as uow:
+                await uow.kv.set(MODEL_KEY, stores.model.record(generation))
+        except MemoryBotError:  # another process starting now recorded it first
+            pass
+    elif recorded is not None and refuse and not recorded.makes_same_vectors(stores.model):
+        raise IndexModelMismatch(recorded, stores.model)

@@ -1,0 +1,140 @@
+"""The model a vector generation was built with, recorded beside it, and checked at start.
+
+Vectors of one model mean nothing to another (other dimension, other space), so a start with
+a different model is refused until `memorybot reindex` rebuilds the index with it. The record
+is the `vector_model` kv entry: name, dimension, backend and the generation it describes.
+
+Only the name and the dimension count: the ONNX backend runs an export of the very same
+weights as torch (tests/integration/test_embedding_backends.py holds their vectors equal), so
+switching backend keeps the index valid; the backend is recorded for the operator's eyes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import MemoryBotError
+from engine.settings import Settings
+from storage.embedder import KNOWN_NAMES, resolve_model_path
+from storage.repositories.records import KeyValueRepository
+
+MODEL_KEY = "vector_model"
+CANONICAL = "all-MiniLM-L6-v2"
+POOLING_MODES = (
+    "pooling_mode_cls_token",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which embedding model makes the vectors: its name, dimension and backend."""
+
+    name: str
+    dimension: int | None  # None: not known from the model's files
+    backend: str
+
+    def describe(self) -> str:
+        """e.g. `all-MiniLM-L6-v2 (384)`."""
+        return f"{self.name} ({self.dimension or '?'})"
+
+    def makes_same_vectors(self, other: ModelIdentity) -> bool:
+        """True when vectors of one are vectors of the other (the backend does not count)."""
+        unknown = self.dimension is None or other.dimension is None
+        return self.name == other.name and (unknown or self.dimension == other.dimension)
+
+    def record(self, generation: int) -> str:
+        """The kv value recording this model for `generation`."""
+        return json.dumps({**self.__dict__, "generation": generation}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What `check` says about the model: the recorded one against this process's."""
+
+    recorded: ModelIdentity | None
+    current: ModelIdentity
+
+    @property
+    def mismatch(self) -> bool:
+        return self.recorded is not None and not self.recorded.makes_same_vectors(self.current)
+
+    def as_dict(self) -> dict[str, Any]:
+        recorded = None if self.recorded is None else self.recorded.__dict__
+        return {"recorded": recorded, "current": self.current.__dict__, "mismatch": self.mismatch}
+
+
+class IndexModelMismatch(MemoryBotError):
+    """The vector index was built with another model; a start must not mix the two."""
+
+    def __init__(self, recorded: ModelIdentity, current: ModelIdentity) -> None:
+        super().__init__(
+            f"the vector index was built with {recorded.describe()}; this start uses "
+            f"{current.describe()} — run `memorybot reindex` to rebuild it"
+        )
+        self.recorded = recorded
+        self.current = current
+
+
+def model_identity(settings: Settings) -> ModelIdentity:
+    """The model the settings name: canonical name, dimension (from its files), backend."""
+    folder = resolve_model_path(settings.embedding_model)
+    name = settings.embedding_model
+    if name in KNOWN_NAMES or _same_folder(folder, resolve_model_path(CANONICAL)):
+        name = CANONICAL
+    elif Path(name).expanduser().is_dir():
+        name = folder.resolve().name  # the folder's name: moving it elsewhere changes nothing
+    return ModelIdentity(name, model_dimension(folder), settings.embedding_backend)
+
+
+def model_dimension(folder: Path) -> int | None:
+    """The size of the sentence vectors a sentence-transformers folder makes (no loading):
+    the last Pooling or Dense module's output, else the transformer's hidden size."""
+    try:
+        return _modules_dimension(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return int(json.loads((folder / "config.json").read_text())["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _modules_dimension(folder: Path) -> int:
+    dimension: int | None = None
+    for module in json.loads((folder / "modules.json").read_text()):
+        kind, path = str(module.get("type", "")), folder / str(module.get("path", ""))
+        if kind.endswith("Pooling"):
+            config = json.loads((path / "config.json").read_text())
+            modes = sum(bool(config.get(mode)) for mode in POOLING_MODES) or 1
+            dimension = int(config["word_embedding_dimension"]) * modes
+        elif kind.endswith("Dense"):
+            dimension = int(json.loads((path / "config.json").read_text())["out_features"])
+    if dimension is None:
+        raise KeyError("no Pooling or Dense module")
+    return dimension
+
+
+async def recorded_model(kv: KeyValueRepository, generation: int) -> ModelIdentity | None:
+    """The model recorded for `generation` (None: none recorded, or for another generation)."""
+    raw = await kv.get(MODEL_KEY)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    if data.get("generation") != generation:
+        return None  # a generation built before models were recorded: adopt
+    return ModelIdentity(str(data["name"]), data.get("dimension"), str(data.get("backend")))
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
