@@ -28,9 +28,12 @@ from bot.handlers.broadcast import (
 )
 from bot.handlers.changing import edit_command, export_command, forget_command
 from bot.handlers.common import reply
-from bot.handlers.router import addressed_to_me, button_pressed, plain_message
+from bot.handlers.importing import import_command
+from bot.handlers.listing import list_command, tags_command
+from bot.handlers.reminding import remind_command, reminders_command, timezone_command
+from bot.handlers.router import addressed_to_me, button_pressed, file_message, plain_message
 from bot.handlers.saving import edited_message, save_command
-from bot.handlers.searching import forget_all_command, list_command, recall_command
+from bot.handlers.searching import forget_all_command, recall_command
 from bot.limiter import ChatRateLimiter
 from bot.logsafe import log_failure
 from bot.services import KEY, BotServices
@@ -110,10 +113,15 @@ def build_application(
         "recall": recall_command,
         "search": recall_command,
         "list": list_command,
+        "tags": tags_command,
         "edit": edit_command,
         "forget": forget_command,
         "forget_all": forget_all_command,
         "export": export_command,
+        "remind": remind_command,
+        "reminders": reminders_command,
+        "timezone": timezone_command,
+        "import": import_command,
         "stats": stats_command,
         "role": role_command,
         "audit": audit_command,
@@ -129,6 +137,7 @@ def build_application(
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & TEXTUAL, edited_message))
     app.add_handler(MessageHandler(NEW & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(NEW & TEXTUAL, plain_message))
+    app.add_handler(MessageHandler(NEW & filters.Document.ALL & ~TEXTUAL, file_message))
     app.add_handler(MessageHandler(NEW & filters.ChatType.PRIVATE & ~TEXTUAL, not_text))
     app.add_error_handler(record_failure)
     return app

@@ -25,6 +25,7 @@ class Awaiting(StrEnum):
     BROADCAST_TEXT = "awaiting_broadcast"  # /broadcast alone: the next message is the text
     BROADCAST_CONFIRMATION = "confirm_broadcast"  # a preview waits for Send or Cancel
     FORGET_ALL_CONFIRMATION = "confirm_forget_all"  # /forget_all waits for Yes or Cancel
+    IMPORT_FILE = "awaiting_import"  # /import alone: the next message brings the file
 
 
 KNOWN_STATES = frozenset(state.value for state in Awaiting)

@@ -34,6 +34,7 @@ def memory_entry(memory: Memory) -> dict[str, Any]:
     return {
         "id": str(memory.id),
         "text": memory.text,
+        "tags": list(memory.tags),
         "author_id": memory.author_id,
         "topic_id": memory.topic_id,
         "created_at": memory.created_at.isoformat(),

@@ -28,10 +28,17 @@ class Button(StrEnum):
     CANCEL_FORGET_ALL = "fx"  # /forget_all: no
     SEND_BROADCAST = "bs"  # a broadcast preview: send it
     CANCEL_BROADCAST = "bx"  # a broadcast preview: drop it
+    REMINDER_DONE = "rd"  # ✅ Done under a delivered reminder
+    SNOOZE_HOUR = "rh"  # 💤 1 h under a delivered reminder
+    SNOOZE_TOMORROW = "rt"  # 💤 tomorrow under a delivered reminder
+    CANCEL_REMINDER = "rc"  # ✖ under /reminders: cancel that reminder
+    KEEP_BOTH = "kb"  # a near-duplicate save: keep both (the default)
+    REPLACE_OLD = "kr"  # a near-duplicate save: forget the older one
 
 
 MEMORY_REF = re.compile(r"[0-9a-f]{4,32}")
 NONCE = re.compile(r"[0-9a-f]{8}")
+MEMORY_PAIR = re.compile(r"[0-9a-f]{32}")  # two 16-hex-digit memory refs: the older, the new
 ARGUMENT = {  # what each button's argument must look like
     Button.UNDO_SAVE: MEMORY_REF,
     Button.FORGET: MEMORY_REF,
@@ -41,6 +48,12 @@ ARGUMENT = {  # what each button's argument must look like
     Button.CANCEL_FORGET_ALL: NONCE,
     Button.SEND_BROADCAST: NONCE,
     Button.CANCEL_BROADCAST: NONCE,
+    Button.REMINDER_DONE: re.compile(r"\d{1,12}"),
+    Button.SNOOZE_HOUR: re.compile(r"\d{1,12}"),
+    Button.SNOOZE_TOMORROW: re.compile(r"\d{1,12}"),
+    Button.CANCEL_REMINDER: re.compile(r"\d{1,12}"),
+    Button.KEEP_BOTH: MEMORY_REF,
+    Button.REPLACE_OLD: MEMORY_PAIR,
 }
 CALLBACK = re.compile(
     "(" + "|".join(re.escape(code) for code in Button) + r"):(-?\d{1,20}):([0-9a-f]{0,32})"

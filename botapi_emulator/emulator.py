@@ -190,10 +190,11 @@ class BotApiEmulator:
         *,
         content: bytes = b"hello\n",
         chat_id: int | None = None,
+        reply_to: int | None = None,
     ) -> int:
         """Queue a document message; its bytes can be fetched with getFile + the file URL."""
         return self.users.user_document(
-            user_id, file_name, caption, content=content, chat_id=chat_id
+            user_id, file_name, caption, content=content, chat_id=chat_id, reply_to=reply_to
         )
 
     def user_sticker(self, user_id: int, *, chat_id: int | None = None) -> int:

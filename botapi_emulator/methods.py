@@ -15,6 +15,7 @@ from botapi_emulator.params import Handler, flag_param, int_param, scope_key
 from botapi_emulator.state import EmulatorState
 
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files (Bot API docs)
 _ACCEPTED = ("setmydescription", "setmyshortdescription", "setmyname", "setchatmenubutton")
 _GIFT_TYPES = (
     "unlimited_gifts",
@@ -130,6 +131,8 @@ class BotApiMethods:
         upload = self._state.file(file_id)
         if upload is None:
             raise bad_request("invalid file_id")
+        if len(upload.data) > DOWNLOAD_LIMIT_BYTES:  # bots download files of up to 20 MB
+            raise bad_request("file is too big")
         return {
             "file_id": file_id,
             "file_unique_id": f"U{file_id[4:10]}",

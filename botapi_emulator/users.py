@@ -64,12 +64,17 @@ class UserActivity:
         *,
         content: bytes = b"hello\n",
         chat_id: int | None = None,
+        reply_to: int | None = None,
     ) -> int:
-        """Queue a document message; its bytes can be fetched with getFile + the file URL."""
+        """Queue a document message; its bytes can be fetched with getFile + the file URL.
+
+        reply_to: an earlier message of that chat (e.g. the bot's prompt in a group).
+        """
         mime = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
         ref = self._state.store_file(Upload(file_name, content, mime))
         document = {**ref, "file_name": file_name, "mime_type": mime}
-        return self._user_update(user_id, chat_id, {"document": document, **caption_dict(caption)})
+        content_dict = {"document": document, **caption_dict(caption)}
+        return self._user_update(user_id, chat_id, content_dict, reply_to=reply_to)
 
     def user_sticker(self, user_id: int, *, chat_id: int | None = None) -> int:
         """Queue a sticker message."""

@@ -10,6 +10,7 @@ from datetime import datetime
 from engine.errors import AlreadyExists, MemoryBotError, SourceTaken, SqlWriteFailed, UnknownUser
 from engine.memory import Memory, NewMemory, SaveResult, is_personal, vector_record
 from engine.stores import Stores
+from engine.tags import extract_tags, merge_tags
 from engine.vector_index import Vector
 from storage.models import MemoryRow, utcnow
 
@@ -62,6 +63,9 @@ async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Ou
                     by_source[item.source] = row
         uow.track([str(row.id) for row, _ in fresh])
         if fresh:
+            await uow.flush()
+            for row, _ in fresh:  # after the memory rows exist: their tags refer to them
+                uow.tags.add(memory_id=row.id, space_id=row.space_id, tags=row.tags)
             await uow.flush()
             await uow.upsert_vectors(
                 [vector_record(row, vector) for row, vector in fresh], replacing=False
@@ -123,10 +127,10 @@ def new_row(item: NewMemory, now: datetime) -> MemoryRow:
         topic_id=item.topic_id,
         text=item.text,
         kind=item.kind,
-        tags=list(item.tags),
+        tags=list(merge_tags(item.tags, extract_tags(item.text))),
         chat_id=item.chat_id,
         message_id=item.message_id,
-        created_at=now,
+        created_at=item.created_at or now,
         updated_at=now,
         expires_at=item.expires_at,
     )

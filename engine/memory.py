@@ -59,6 +59,8 @@ class Memory:
 class SaveResult:
     memory: Memory
     created: bool  # False when the same chat message was saved before (idempotent replay)
+    near_duplicate: Memory | None = None  # an older memory of the space nearly the same
+    similarity: float | None = None  # cosine similarity to `near_duplicate`
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class NewMemory:
     expires_at: datetime | None = None
     kind: str = "note"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    created_at: datetime | None = None  # None: now (an import keeps the exported time)
 
     @property
     def source(self) -> tuple[int, int] | None:
@@ -104,6 +107,7 @@ def vector_record(row: MemoryRow, embedding: Vector) -> VectorRecord:
         embedding=embedding,
         created_at=int(row.created_at.timestamp()),
         digest=text_digest(row.text),
+        tags=tuple(row.tags or ()),
     )
 
 

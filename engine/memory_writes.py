@@ -19,7 +19,9 @@ from engine.memory import (
     vector_record,
     vector_ref,
 )
+from engine.near_duplicates import nearest, with_near_duplicate
 from engine.stores import Stores
+from engine.tags import extract_tags
 from engine.vector_index import VectorRef
 from storage.batching import BatchQueue
 from storage.models import utcnow
@@ -83,7 +85,9 @@ class MemoryWrites:
             kind: a free label ("note" by default).
 
         Returns:
-            The memory and whether it was created now (False: that message was saved before).
+            The memory and whether it was created now (False: that message was saved before);
+            for a new memory also an older one of the space nearly the same (cosine ≥ 0.95),
+            if there is one (the bulk path `save_many` never looks).
 
         Raises:
             EmptyText, TextTooLong, UnknownUser, SourceTaken: nothing was written.
@@ -100,7 +104,12 @@ class MemoryWrites:
             kind=kind,
         )
         vector = await self._stores.embedder.embed(item.text)
-        return await self._save_queue.submit((item, vector))
+        result = await self._save_queue.submit((item, vector))
+        if not result.created:
+            return result
+        # After the commit, not beside it: a query racing the upsert could cache a stale count.
+        hits = await nearest(self._stores, space_id=space_id, embedding=vector)
+        return await with_near_duplicate(self._stores, result, hits)
 
     async def _save_batch(self, batch: list[Pending]) -> Sequence[SaveResult | BaseException]:
         return list(await insert_batch(self._stores, batch, "save"))
@@ -158,7 +167,10 @@ class MemoryWrites:
                 raise MemoryNotFound(memory_id.hex[:8])
             if row.text != cleaned:
                 row.text = cleaned
+                row.tags = list(extract_tags(cleaned))
                 row.updated_at = utcnow()
+                await uow.flush()
+                await uow.tags.replace(memory_id=row.id, space_id=space_id, tags=row.tags)
                 await uow.flush()
                 await uow.upsert_vectors([vector_record(row, vector)], replacing=True)
         return Memory.from_row(row)

@@ -27,18 +27,21 @@ class VectorRecord:
     embedding: Vector
     created_at: int
     digest: str
+    tags: tuple[str, ...] = ()  # the memory's #tags (derived from its text, like `digest`)
 
     @property
     def ref(self) -> VectorRef:
         return VectorRef(self.id, self.space_id)
 
-    def metadata(self, written_at: int) -> dict[str, str | int]:
+    def metadata(self, written_at: int) -> dict[str, str | int | list[str] | None]:
+        """Chroma metadata; `tags` is a list, or None (Chroma then removes an old value)."""
         return {
             "space_id": self.space_id,
             "memory_id": self.id,
             "created_at": self.created_at,
             "digest": self.digest,
             "written_at": written_at,
+            "tags": list(self.tags) or None,
         }
 
 
@@ -51,6 +54,7 @@ class VectorMeta:
     created_at: int
     digest: str
     written_at: int  # when the vector was last written (the sweep's grace period counts from it)
+    tags: tuple[str, ...] = ()
 
     @property
     def ref(self) -> VectorRef:

@@ -15,6 +15,7 @@ from telegram import Message, Update
 from bot.actors import Actor, actor_of
 from bot.context import BotContext
 from bot.conversations import Awaiting, Conversation
+from bot.handlers.basics import not_text
 from bot.handlers.broadcast import broadcast_answered, show_preview
 from bot.handlers.changing import forget_pressed
 from bot.handlers.common import (
@@ -25,8 +26,12 @@ from bot.handlers.common import (
     message_text,
     reply,
 )
+from bot.handlers.importing import import_command, import_file, import_pending
+from bot.handlers.listing import list_page
+from bot.handlers.reminding import cancel_pressed, reminder_pressed
+from bot.handlers.saved import keep_both_pressed, replace_pressed
 from bot.handlers.saving import pending_ttl, save_command, save_text
-from bot.handlers.searching import forget_all_answered, list_page, recall_more, run_recall
+from bot.handlers.searching import forget_all_answered, recall_more, run_recall
 from bot.keyboards import Button, Callback, parse_callback
 from engine.errors import InvalidInput
 
@@ -61,6 +66,7 @@ CONTINUATIONS: dict[Awaiting, Continuation] = {
     Awaiting.SAVE_TEXT: _save_pending,
     Awaiting.RECALL_QUERY: _recall_pending,
     Awaiting.BROADCAST_TEXT: _preview_pending,
+    Awaiting.IMPORT_FILE: import_pending,
 }
 # Buttons answered with a note (a memory that is gone meanwhile makes the button expired).
 BUTTONS: dict[Button, ButtonAction] = {
@@ -70,6 +76,12 @@ BUTTONS: dict[Button, ButtonAction] = {
     Button.LIST_PAGE: list_page,
     Button.CONFIRM_FORGET_ALL: forget_all_answered,  # answers Awaiting.FORGET_ALL_CONFIRMATION
     Button.CANCEL_FORGET_ALL: forget_all_answered,
+    Button.REMINDER_DONE: reminder_pressed,
+    Button.SNOOZE_HOUR: reminder_pressed,
+    Button.SNOOZE_TOMORROW: reminder_pressed,
+    Button.CANCEL_REMINDER: cancel_pressed,
+    Button.KEEP_BOTH: keep_both_pressed,  # under a near-duplicate notice
+    Button.REPLACE_OLD: replace_pressed,
 }
 # Admin buttons answer for themselves (refusals are audited); they answer
 # Awaiting.BROADCAST_CONFIRMATION.
@@ -129,12 +141,35 @@ async def caption_command(update: Update, context: BotContext, caption: str) -> 
     name = caption[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(caption) > 1 else ""
     if name == "save":
         await save_command(update, context)
+    elif name == "import":
+        await import_command(update, context)
     elif name in ("recall", "search"):
         message = update.effective_message
         assert message is not None
         await run_recall(update, context, command_payload(message))
     elif actor_of(update).private:
-        await reply(update, "In a caption I understand /save and /recall; see /help.")
+        await reply(update, "In a caption I understand /save, /recall and /import; see /help.")
+
+
+async def file_message(update: Update, context: BotContext) -> None:
+    """A file without a caption: completes a pending /import; else (private) `not_text`."""
+    message = update.effective_message
+    assert message is not None
+    actor = actor_of(update)
+    prompt = message.reply_to_message
+    if actor.in_group and (prompt is None or not sent_by(prompt, context.bot.id)):
+        return
+    conversations = context.services.conversations
+    pending = await conversations.get(actor.space_id, actor.id)
+    if (
+        pending is not None
+        and pending.state == Awaiting.IMPORT_FILE
+        and answers(actor, prompt, pending)
+    ):
+        await conversations.clear(actor.space_id, actor.id)
+        await import_file(update, context)
+    elif actor.private:
+        await not_text(update, context)
 
 
 async def button_pressed(update: Update, context: BotContext) -> None:

@@ -12,8 +12,8 @@ from bot.actors import actor_of, topic_of
 from bot.context import BotContext
 from bot.conversations import Awaiting
 from bot.handlers.common import ask, command_payload, message_text, reply, warn
-from bot.keyboards import undo_keyboard
-from bot.ttl import BadTtl, describe, split_ttl
+from bot.handlers.saved import saved_reply
+from bot.ttl import BadTtl, split_ttl
 from engine.clock import utcnow
 from engine.errors import InvalidInput
 
@@ -50,12 +50,7 @@ async def save_text(update: Update, context: BotContext, text: str, ttl: timedel
     if not result.created and not same_message:
         await reply(update, f"Already saved as <code>{memory.short_id}</code>.")
         return
-    until = f" for {describe(ttl)}" if ttl else ""
-    await reply(
-        update,
-        f"✅ Saved <code>{memory.short_id}</code>{until}.",
-        undo_keyboard(actor.id, memory.short_id),
-    )
+    await reply(update, *await saved_reply(update, context, result, ttl))
 
 
 async def save_command(update: Update, context: BotContext) -> None:

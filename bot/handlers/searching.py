@@ -1,4 +1,4 @@
-"""Finding: /recall, /list and /forget_all, and the buttons on their replies.
+"""Finding: /recall and /forget_all, and the buttons on their replies.
 
 Everything acts on the space of the chat the command was sent (or the button pressed) in.
 """
@@ -12,6 +12,12 @@ from telegram import InlineKeyboardMarkup, Update
 from bot.actors import actor_of
 from bot.context import BotContext
 from bot.conversations import Awaiting, purge_chat_traces
+from bot.filtering import (
+    Asked,
+    asked,
+    filtered_list_text,
+    recall_hits_text,
+)
 from bot.handlers.common import (
     EXPIRED,
     admin_only_here,
@@ -27,25 +33,35 @@ from bot.keyboards import (
     Button,
     Callback,
     confirm_keyboard,
-    list_keyboard,
     recall_keyboard,
 )
-from bot.replies import list_text, recall_text
+from bot.replies import recall_text
 from engine.errors import InvalidInput
-from engine.memory import is_personal
 
 PAGE = 5
-LIST_PAGE = 10
 MAX_RESULTS = 50
 RECALL_PROMPT = "What are you looking for? Reply to this message with your question."
 
 
 async def render_recall(
-    context: BotContext, space_id: int, owner: int, question: str, start: int
+    context: BotContext, space_id: int, owner: int, question: Asked, start: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """One page of results for `question` in one space from `start`, with `owner`'s buttons."""
-    hits = await context.services.engine.reads.recall(
-        space_id=space_id, query=question, k=min(start + PAGE + 1, MAX_RESULTS)
+    """One page of results for `question` in one space from `start`, with `owner`'s buttons.
+
+    A question that is only a filter (`#trip`, `last week`) lists what the filter keeps.
+    """
+    reads = context.services.engine.reads
+    parsed = question.parsed()
+    if not parsed.text:
+        page = await reads.page(space_id=space_id, offset=start, limit=PAGE, wanted=parsed.wanted)
+        ids = [memory.short_id for memory in page.items]
+        keyboard = recall_keyboard(owner, ids, start=start, more=page.has_more)
+        return filtered_list_text(parsed, page.items, start, page.total, "recall"), keyboard
+    hits = await reads.recall(
+        space_id=space_id,
+        query=parsed.text,
+        k=min(start + PAGE + 1, MAX_RESULTS),
+        wanted=parsed.wanted,
     )
     shown = hits[start : start + PAGE]
     keyboard = recall_keyboard(
@@ -54,7 +70,9 @@ async def render_recall(
         start=start,
         more=len(hits) > start + PAGE,
     )
-    return recall_text(question, shown, start), keyboard
+    if parsed.wanted.empty:
+        return recall_text(parsed.text, shown, start), keyboard
+    return recall_hits_text(parsed, shown, start), keyboard
 
 
 async def run_recall(update: Update, context: BotContext, question: str) -> None:
@@ -64,13 +82,14 @@ async def run_recall(update: Update, context: BotContext, question: str) -> None
     if actor is None:
         return
     try:
-        text, keyboard = await render_recall(context, actor.space_id, actor.id, question, 0)
+        query = await asked(services.engine.users, actor.id, question, anonymous=actor.anonymous)
+        text, keyboard = await render_recall(context, actor.space_id, actor.id, query, 0)
     except InvalidInput as error:
         await warn(update, error)
         return
     sent = await reply(update, text, keyboard)
     if sent is not None:
-        await services.recalls.remember(actor.space_id, actor.id, sent.message_id, question)
+        await services.recalls.remember(actor.space_id, actor.id, sent.message_id, query.encode())
 
 
 async def recall_command(update: Update, context: BotContext) -> None:
@@ -97,35 +116,12 @@ async def recall_more(update: Update, context: BotContext, callback: Callback) -
     query = pressed(update)
     assert query.message is not None
     space, owner = query.message.chat.id, callback.owner
-    question = await context.services.recalls.query_for(space, owner, query.message.message_id)
-    if question is None:
+    memo = await context.services.recalls.query_for(space, owner, query.message.message_id)
+    if memo is None:
         return EXPIRED
+    question = Asked.decode(memo)
     body, keyboard = await render_recall(context, space, owner, question, int(callback.arg))
     await edit_quietly(query, body, keyboard)
-    return ""
-
-
-async def list_command(update: Update, context: BotContext) -> None:
-    """/list — a page of this chat's memories, newest first."""
-    services = context.services
-    actor = await services.permit(update, write=False)
-    if actor is None:
-        return
-    page = await services.engine.reads.page(space_id=actor.space_id, limit=LIST_PAGE)
-    keyboard = list_keyboard(actor.id, offset=0, limit=LIST_PAGE, total=page.total)
-    text = list_text(page.items, 0, page.total, group=actor.in_group)
-    await reply(update, text, keyboard)
-
-
-async def list_page(update: Update, context: BotContext, callback: Callback) -> str:
-    """◀ Newer / Older ▶ under /list: show that page in the same message."""
-    query = pressed(update)
-    assert query.message is not None
-    space, offset = query.message.chat.id, int(callback.arg)
-    page = await context.services.engine.reads.page(space_id=space, offset=offset, limit=LIST_PAGE)
-    keyboard = list_keyboard(callback.owner, offset=offset, limit=LIST_PAGE, total=page.total)
-    text = list_text(page.items, offset, page.total, group=not is_personal(space))
-    await edit_quietly(query, text, keyboard)
     return ""
 
 

@@ -122,7 +122,9 @@ async def test_undo_forgets_the_saved_memory(bot: BotUnderTest) -> None:
 
 async def test_save_with_ttl_expires(bot: BotUnderTest) -> None:
     [saved] = await bot.say(A, "/save 7d renew the parking permit")
-    assert "for 1 week" in (saved.text or "")
+    assert "it will be deleted on" in (saved.text or "")
+    assert "UTC (in 1 week)." in (saved.text or "")
+    assert "Want a reminder instead? Use /remind in 1 week" in (saved.text or "")
     [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.text == "renew the parking permit"
     assert memory.expires_at is not None

@@ -77,7 +77,9 @@ async def test_save_alone_asks_then_saves_next_message(bot: BotUnderTest) -> Non
 async def test_save_alone_with_ttl_keeps_the_ttl(bot: BotUnderTest) -> None:
     await bot.say(A, "/save 2h")
     [saved] = await bot.say(A, "the parcel arrives this afternoon")
-    assert "for 2 hours" in (saved.text or "")
+    assert "it will be deleted on" in (saved.text or "")
+    assert "(in 2 hours)" in (saved.text or "")
+    assert "/remind in 2 hours" in (saved.text or "")
     [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.expires_at is not None
     expected = utcnow() + timedelta(hours=2)
@@ -108,7 +110,7 @@ async def test_cancel_resets_a_pending_save(bot: BotUnderTest) -> None:
     await bot.say(A, "/save 2h")
     await bot.say(A, "/cancel")
     [saved] = await bot.say(A, "kept for good")
-    assert "for 2 hours" not in (saved.text or "")
+    assert "deleted" not in (saved.text or "")
     [memory] = (await bot.engine.reads.page(space_id=A)).items
     assert memory.expires_at is None
 

@@ -76,7 +76,12 @@ class InMemoryVectorIndex:
         written_at = int(time.time())
         for r in records:
             stored = VectorRecord(
-                r.id, r.space_id, np.array(r.embedding, dtype=np.float32), r.created_at, r.digest
+                r.id,
+                r.space_id,
+                np.array(r.embedding, dtype=np.float32),
+                r.created_at,
+                r.digest,
+                r.tags,
             )
             target[self._slot(r.ref)] = (stored, written_at)
         self._done("upsert", fail_after)
@@ -115,7 +120,7 @@ class InMemoryVectorIndex:
         """Metadata of every stored vector of one space, or of all spaces."""
         fail_after = self._call("scan")
         found = [
-            VectorMeta(r.id, r.space_id, r.created_at, r.digest, written_at)
+            VectorMeta(r.id, r.space_id, r.created_at, r.digest, written_at, r.tags)
             for r, written_at in self._current.values()
             if space_id is None or r.space_id == space_id
         ]

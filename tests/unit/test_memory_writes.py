@@ -70,13 +70,16 @@ async def test_edit_reembeds_and_forget_removes(fake_engine: MemoryEngine, alice
         space_id=alice, memory_id=saved.memory.id, text="my bicycle is locked at the station"
     )
     assert edited.text.startswith("my bicycle")
-    # "bike" is in neither text, so no keyword hit: only the new vector (it shares "my" and
-    # "is" with the query, 0.38 by bag of words; the old one shares "is", 0.19) clears the
-    # 0.25 floor.
+    # "bike" is in neither text: only the new vector (it shares "my" and "is" with the query,
+    # 0.38 by bag of words; the old one shares "is", 0.19) clears the 0.25 floor.
     hits = await fake_engine.reads.recall(space_id=alice, query="where is my bike")
     assert hits[0].memory.id == saved.memory.id
     assert hits[0].similarity is not None
-    assert not hits[0].keyword
+    # the keyword index followed the edit in the same transaction: old words find nothing
+    reads = fake_engine.reads
+    assert await reads.recall(space_id=alice, query="elm", min_similarity=0.99) == []
+    found = await reads.recall(space_id=alice, query="bicycle", min_similarity=0.99)
+    assert [(h.memory.id, h.keyword) for h in found] == [(saved.memory.id, True)]
     assert not (await fake_engine.index.check()).drift
     await fake_engine.writes.forget(space_id=alice, memory_id=saved.memory.id)
     with pytest.raises(MemoryNotFound):
