@@ -1,14 +1,23 @@
-"""Broadcasts as a durable outbox: one row per recipient, each marked as soon as it is sent."""
+"""Broadcasts as a durable outbox: one row per recipient, claimed before it is sent and
+marked as soon as it is sent.
+
+A delivery is claimed (status `sending`, an owner, a lease) in a committed transaction before
+its send, and only its owner marks it: two workers, even two leaders at once, never send the
+same delivery. A claim whose worker died lapses with its lease and is claimed again; on a
+single-process SQLite store, claims of a previous run are void at start.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from engine.clock import utcnow
 from engine.stores import Stores
 
 PENDING, SENT, FAILED, BLOCKED = "pending", "sent", "failed", "blocked"
 SENDING, DONE, CANCELLED = "sending", "done", "cancelled"
+CLAIMED = SENDING  # a delivery claimed by a worker, being sent (broadcasts use SENDING too)
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class BroadcastService:
             counts.get(SENT, 0),
             counts.get(FAILED, 0),
             counts.get(BLOCKED, 0),
-            counts.get(PENDING, 0),
+            counts.get(PENDING, 0) + counts.get(CLAIMED, 0),  # claimed: not sent yet either
             row.created_at,
             row.progress_chat_id,
             row.progress_message_id,
@@ -120,22 +129,87 @@ class BroadcastService:
             row = await repos.broadcasts.get(broadcast_id)
         return None if row is None else row.status
 
-    async def pending(self, broadcast_id: int, *, limit: int) -> list[Delivery]:
-        """The next deliveries still to send, oldest first."""
-        async with self._stores.reading() as repos:
-            rows = await repos.broadcasts.deliveries(broadcast_id, status=PENDING, limit=limit)
-        return [Delivery(r.id, r.broadcast_id, r.user_id, r.attempts) for r in rows]
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds unless renewed."""
+        return timedelta(seconds=self._stores.settings.broadcast_lease_s)
 
-    async def mark(self, delivery: Delivery, status: str, *, error: str | None = None) -> None:
-        """Record one delivery's outcome; a blocked recipient is made inactive."""
-        async with self._stores.unit_of_work("delivery") as uow:
-            await uow.broadcasts.mark_delivery(
-                delivery.id, status=status, error=error, sent=status == SENT
+    async def claim(self, broadcast_id: int, *, owner: str, limit: int = 1) -> list[Delivery]:
+        """Claim the next deliveries to send (committed before anything is sent).
+
+        Args:
+            broadcast_id: the broadcast; nothing is claimed once it is no longer sending.
+            owner: the claiming worker (only it may mark or release the claims).
+            limit: how many at most.
+
+        Returns:
+            The claimed deliveries, oldest first (empty: nothing left to claim now).
+        """
+        now = utcnow()
+        async with self._stores.unit_of_work("delivery_claim") as uow:
+            rows = await uow.broadcasts.claim(
+                broadcast_id,
+                owner=owner,
+                now=now,
+                lease_until=now + self.lease,
+                limit=limit,
+                pending=PENDING,
+                claimed=CLAIMED,
+                running=SENDING,
             )
-            if status == BLOCKED:
-                await uow.users.deactivate(delivery.user_id)
+        return [Delivery(id_, broadcast_id, user_id, n) for id_, user_id, n in rows]
 
-    async def finish(self, broadcast_id: int) -> None:
-        """Mark a running broadcast done."""
+    async def renew(self, *, owner: str) -> int:
+        """Extend every claim `owner` holds by a full lease; returns how many."""
+        async with self._stores.unit_of_work("delivery_renew") as uow:
+            return await uow.broadcasts.renew(
+                owner=owner, claimed=CLAIMED, lease_until=utcnow() + self.lease
+            )
+
+    async def release(self, *, owner: str, ids: list[int] | None = None) -> int:
+        """Give `owner`'s claims (of `ids` only, if given) back to the queue, unsent."""
+        async with self._stores.unit_of_work("delivery_release") as uow:
+            return await uow.broadcasts.release(
+                owner=owner, claimed=CLAIMED, pending=PENDING, ids=ids
+            )
+
+    async def release_stale(self) -> int:
+        """At start on a single-process store (SQLite): claims of a previous run are void.
+        Shared stores (PostgreSQL) wait for a claim's lease to lapse instead."""
+        if self._stores.dialect == "postgresql":
+            return 0
+        async with self._stores.unit_of_work("delivery_release") as uow:
+            return await uow.broadcasts.release(owner=None, claimed=CLAIMED, pending=PENDING)
+
+    async def mark(
+        self, delivery: Delivery, status: str, *, owner: str, error: str | None = None
+    ) -> bool:
+        """Record the outcome of a delivery `owner` holds (a blocked recipient is made
+        inactive); False, and nothing changed, if the claim was lost."""
+        async with self._stores.unit_of_work("delivery") as uow:
+            marked = await uow.broadcasts.mark_delivery(
+                delivery.id,
+                owner=owner,
+                claimed=CLAIMED,
+                status=status,
+                error=error,
+                sent=status == SENT,
+            )
+            if marked and status == BLOCKED:
+                await uow.users.deactivate(delivery.user_id)
+        return marked
+
+    async def unfinished(self, broadcast_id: int) -> int:
+        """Deliveries not yet sent, failed or blocked (pending, or claimed by a worker)."""
+        async with self._stores.reading() as repos:
+            counts = await repos.broadcasts.status_counts(broadcast_id)
+        return counts.get(PENDING, 0) + counts.get(CLAIMED, 0)
+
+    async def finish(self, broadcast_id: int) -> bool:
+        """Mark a running broadcast done once no delivery is pending or claimed; False if
+        it is not running or some are."""
         async with self._stores.unit_of_work("broadcast_done") as uow:
-            await uow.broadcasts.finish(broadcast_id, from_status=SENDING, to_status=DONE)
+            counts = await uow.broadcasts.status_counts(broadcast_id)
+            if counts.get(PENDING, 0) or counts.get(CLAIMED, 0):
+                return False
+            return await uow.broadcasts.finish(broadcast_id, from_status=SENDING, to_status=DONE)

@@ -60,7 +60,11 @@ class IndexCare:
         return await compare(self._stores, space_id=space_id)
 
     async def sweep(
-        self, *, grace_s: int | None = None, ids: Sequence[str] | None = None
+        self,
+        *,
+        grace_s: int | None = None,
+        ids: Sequence[str] | None = None,
+        keep_going: Callable[[], bool] | None = None,
     ) -> SweepResult:
         """Repair drift between SQL and Chroma, in batches; safe to stop and run again.
 
@@ -74,7 +78,10 @@ class IndexCare:
         Args:
             grace_s: minimum age of drift to act on (default `sweep_grace_s`).
             ids: only these memory ids (None: everything).
+            keep_going: asked before each batch; False stops the sweep there (its leader
+                lost leadership): the rest is left for the next sweep.
         """
+        going = keep_going or (lambda: True)
         grace = self._stores.settings.sweep_grace_s if grace_s is None else grace_s
         cutoff = time.time() - grace
         report = await self.check()
@@ -92,14 +99,19 @@ class IndexCare:
         stale, young_stale = pick(report.stale)
         missing = [r for r in report.missing if wanted is None or r.id in wanted]
         for start in range(0, len(orphans), SWEEP_BATCH):
+            if not going():
+                break
             batch = orphans[start : start + SWEEP_BATCH]
             await self._stores.vectors.delete([v.ref for v in batch])
         rewrite = [*(uuid.UUID(r.id) for r in missing), *(uuid.UUID(v.id) for v in stale)]
         misplaced = {v.id: v.ref for v in stale}
         for start in range(0, len(rewrite), SWEEP_BATCH):
+            if not going():
+                break
             await self._rewrite_batch(rewrite[start : start + SWEEP_BATCH], misplaced)
-        async with self._stores.unit_of_work("sweep_mark") as uow:
-            await uow.kv.set(LAST_SWEEP_KEY, utcnow().isoformat())
+        if going():  # a sweep stopped part way is not recorded as the last sweep
+            async with self._stores.unit_of_work("sweep_mark") as uow:
+                await uow.kv.set(LAST_SWEEP_KEY, utcnow().isoformat())
         return SweepResult(len(orphans), len(missing), len(stale), young_orphans + young_stale)
 
     async def _rewrite_batch(

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     expiry_interval_s: int = Field(default=60, ge=1)
     expiry_notify: bool = False
     broadcast_rate: float = Field(default=25.0, ge=0, le=1000)
+    broadcast_lease_s: float = Field(default=30.0, ge=3, le=3600)
+    leader_check_s: float = Field(default=2.0, gt=0, le=60)
     quota_daily_ops: int = Field(default=1000, ge=0)
     quota_max_memories: int = Field(default=10_000, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

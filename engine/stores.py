@@ -25,7 +25,8 @@ from engine.vector_index import VectorIndex
 from storage import migrate
 from storage.db import Database, open_database
 from storage.embedder import Embedder, sentence_transformer_encoder
-from storage.locks import advisory_lock
+from storage.locks import Lease as Lease  # re-exported: what `leadership` yields
+from storage.locks import leader_lock
 from storage.repositories import Repositories
 from storage.vectors import ChromaIndex
 
@@ -57,9 +58,10 @@ class Stores:
         async with self.db.reads() as session:
             yield Repositories(session)
 
-    def leadership(self, job: str) -> contextlib.AbstractAsyncContextManager[bool]:
-        """True inside the block if this process leads `job` (see storage.locks)."""
-        return advisory_lock(self.db, job)
+    def leadership(self, job: str) -> contextlib.AbstractAsyncContextManager[Lease]:
+        """A Lease inside the block: truthy while this process leads `job`; it turns falsy
+        (and `lost` is set) the moment the lock's connection is gone (see storage.locks)."""
+        return leader_lock(self.db, job, check_s=self.settings.leader_check_s)
 
     async def recorded_generation(self) -> int:
         """The vector generation recorded in SQL (1 before the first reindex)."""

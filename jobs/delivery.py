@@ -1,12 +1,22 @@
-"""The broadcast delivery worker: rate-limited, resumable, one leader at a time."""
+"""The broadcast delivery worker: rate-limited, resumable, one leader at a time.
+
+Each send is preceded by a claim committed in SQL (see engine.broadcasts) and followed at once
+by its owner's mark, so two workers (even two leaders at once, e.g. while a lost lock is
+being noticed) never send the same delivery. The claim is taken right before the send, after
+the pace allows it: between bursts this worker holds no claim, so a worker that dies there
+leaves nothing to wait for. A claim is used only while a third of its lease is certainly left
+(leases are renewed while sending); losing leadership or stopping ends the work between sends.
+The one window left is a death after Telegram accepted a send and before its mark committed:
+that message is sent again once the claim lapses (at least once).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from engine.broadcasts import (
@@ -18,12 +28,14 @@ from engine.broadcasts import (
     BroadcastService,
     Delivery,
 )
+from engine.stores import Lease
 from engine.waiting import wait_set
+from jobs.pacing import SlidingWindow
 
 log = logging.getLogger("memorybot.broadcast")
 MAX_ATTEMPTS = 5
 CONCURRENCY = 8
-WINDOW_S = 1.1  # over a second: send-time jitter on a loaded box must not overfill any second
+CLAIM_POLL_S = 1.0  # others hold claims: look again this often (a dead worker's lapse)
 
 
 class Blocked(Exception):
@@ -39,37 +51,8 @@ class RetryLater(Exception):
 
 
 Send = Callable[[int, str], Awaitable[None]]
-Leadership = Callable[[str], contextlib.AbstractAsyncContextManager[bool]]
+Leadership = Callable[[str], contextlib.AbstractAsyncContextManager[Lease]]
 Report = Callable[[BroadcastProgress, bool], Awaitable[None]]
-
-
-class SlidingWindow:
-    """At most `rate` acquisitions in any window of WINDOW_S; `pause` holds everyone back."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._times: collections.deque[float] = collections.deque()
-        self._lock = asyncio.Lock()
-        self._resume_at = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._resume_at:
-                    await asyncio.sleep(self._resume_at - now)
-                    continue
-                if self.rate <= 0:
-                    return
-                while self._times and now - self._times[0] >= WINDOW_S:
-                    self._times.popleft()
-                if len(self._times) < self.rate:
-                    self._times.append(now)
-                    return
-                await asyncio.sleep(WINDOW_S - (now - self._times[0]))
 
 
 class BroadcastWorker:
@@ -84,6 +67,7 @@ class BroadcastWorker:
         rate: float,
         report: Report | None = None,
         report_every_s: float = 3.0,
+        owner: str | None = None,
     ) -> None:
         self.leadership = leadership
         self.broadcasts = broadcasts
@@ -91,8 +75,11 @@ class BroadcastWorker:
         self.limiter = SlidingWindow(rate)
         self.report = report
         self.report_every_s = report_every_s
+        self.owner = owner or f"b-{uuid.uuid4().hex[:12]}"  # the name on this worker's claims
+        self.sent = 0  # sends this worker marked sent
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._renewed_from = float("-inf")  # when the last successful renewal started
 
     def wake(self) -> None:
         """A broadcast was created or cancelled: look now."""
@@ -103,49 +90,95 @@ class BroadcastWorker:
         self._wake.set()
 
     async def run(self, *, idle_s: float = 5.0) -> None:
-        """Until stopped: deliver every running broadcast, then wait for a wake-up."""
+        """Until stopped: deliver every running broadcast while leading, then wait."""
+        released = await self.broadcasts.release_stale()
+        if released:
+            log.info("broadcast: %d claims of a previous run released", released)
         while not self._stopping.is_set():
             for broadcast_id in reversed(await self.broadcasts.ids(status=SENDING, limit=50)):
-                async with self.leadership("broadcast") as leader:
-                    if leader:
-                        await self.deliver(broadcast_id)
+                async with self.leadership("broadcast") as lease:
+                    if lease:
+                        await self.deliver(broadcast_id, lease=lease)
             self._wake.clear()
             await wait_set(self._wake, idle_s)
 
-    async def deliver(self, broadcast_id: int) -> None:
-        """Send what is pending for one broadcast, reporting progress every few seconds."""
-        last_report = time.monotonic()
-        lanes = asyncio.Semaphore(CONCURRENCY)
-        while not self._stopping.is_set():
-            if await self.broadcasts.status(broadcast_id) != SENDING:
-                break
-            batch = await self.broadcasts.pending(broadcast_id, limit=CONCURRENCY * 4)
-            if not batch:
-                await self.broadcasts.finish(broadcast_id)
-                break
-            text = (await self.broadcasts.progress(broadcast_id) or _missing(broadcast_id)).text
+    async def deliver(self, broadcast_id: int, *, lease: Lease | None = None) -> None:
+        """Send what is left of one broadcast, reporting progress every few seconds.
 
-            async def one(delivery: Delivery, text: str = text) -> None:
-                async with lanes:
-                    await self._deliver_one(delivery, text)
-
-            await asyncio.gather(*(one(d) for d in batch))
-            if self.report and time.monotonic() - last_report >= self.report_every_s:
-                last_report = time.monotonic()
-                await self._report(broadcast_id, final=False)
-        if self.report:
+        Stops between sends when the worker is stopped or `lease` (leadership) is lost;
+        claims in hand that were not sent go back to the queue.
+        """
+        progress = await self.broadcasts.progress(broadcast_id)
+        if progress is None:
+            return
+        renewing = asyncio.create_task(self._keep_claims())
+        reporting = asyncio.create_task(self._report_every(broadcast_id))
+        try:
+            while self._going(lease):
+                if await self.broadcasts.status(broadcast_id) != SENDING:
+                    break
+                await self._lanes(broadcast_id, progress.text, lease)
+                if not self._going(lease) or await self.broadcasts.finish(broadcast_id):
+                    break
+                if await self.broadcasts.unfinished(broadcast_id):  # others' claims, or a retry
+                    await wait_set(self._stopping, CLAIM_POLL_S)
+        finally:
+            for task in (renewing, reporting):
+                task.cancel()
+            await asyncio.gather(renewing, reporting, return_exceptions=True)
+        if lease is not None and not lease:
+            log.info("broadcast %s: leadership lost, stopped between sends", broadcast_id)
+        elif self.report:
             await self._report(broadcast_id, final=True)
 
-    async def _deliver_one(self, delivery: Delivery, text: str) -> None:
+    def _going(self, lease: Lease | None) -> bool:
+        return not self._stopping.is_set() and (lease is None or bool(lease))
+
+    async def _lanes(self, broadcast_id: int, text: str, lease: Lease | None) -> None:
+        """CONCURRENCY lanes, each: wait for the pace, claim one delivery, send it, mark it;
+        until nothing is left to claim. Every lane ends before a failure is raised."""
+
+        async def lane() -> None:
+            while self._going(lease):
+                await self.limiter.acquire()
+                if not self._going(lease):
+                    return
+                started = time.monotonic()
+                claimed = await self.broadcasts.claim(broadcast_id, owner=self.owner)
+                if not claimed:
+                    return
+                await self._deliver_one(claimed[0], text, lease, started, time.monotonic())
+
+        outcomes = await asyncio.gather(
+            *(lane() for _ in range(CONCURRENCY)), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _claim_holds(self, started: float, claimed: float) -> bool:
+        """At least a third of the claim's lease is certainly left (by this clock)."""
+        lease_s = self.broadcasts.lease.total_seconds()
+        since = self._renewed_from if self._renewed_from > claimed else started
+        return time.monotonic() < since + lease_s * 2 / 3
+
+    async def _deliver_one(
+        self, delivery: Delivery, text: str, lease: Lease | None, started: float, claimed: float
+    ) -> None:
         attempts = delivery.attempts
-        while not self._stopping.is_set():
-            await self.limiter.acquire()
-            if await self.broadcasts.status(delivery.broadcast_id) != SENDING:
-                return  # cancelled meanwhile: not one more message
+        retry = False
+        while True:
+            if retry:
+                await self.limiter.acquire()
+                if await self.broadcasts.status(delivery.broadcast_id) != SENDING:
+                    break  # cancelled meanwhile: not one more message
+            retry = True
+            if not self._going(lease) or not self._claim_holds(started, claimed):
+                break
             try:
                 await self.send(delivery.user_id, text)
             except Blocked as error:
-                await self.broadcasts.mark(delivery, BLOCKED, error=str(error)[:500])
+                await self._mark(delivery, BLOCKED, error=str(error)[:500])
                 return
             except RetryLater as error:
                 self.limiter.pause(error.seconds)
@@ -153,21 +186,42 @@ class BroadcastWorker:
             except Exception as error:
                 attempts += 1
                 if attempts >= MAX_ATTEMPTS:
-                    await self.broadcasts.mark(delivery, FAILED, error=repr(error)[:500])
+                    await self._mark(delivery, FAILED, error=repr(error)[:500])
                     return
                 await asyncio.sleep(min(10.0, 0.2 * 2**attempts))
                 continue
-            await self.broadcasts.mark(delivery, SENT)  # right after Telegram accepted it
+            if await self._mark(delivery, SENT):  # right after Telegram accepted it
+                self.sent += 1
             return
+        await self.broadcasts.release(owner=self.owner, ids=[delivery.id])  # unsent
+
+    async def _mark(self, delivery: Delivery, status: str, *, error: str | None = None) -> bool:
+        marked = await self.broadcasts.mark(delivery, status, owner=self.owner, error=error)
+        if not marked:
+            log.warning("delivery %s: claim lost before its mark (%s)", delivery.id, status)
+        return marked
+
+    async def _keep_claims(self) -> None:
+        """Renew this worker's claims well within their lease while it delivers."""
+        while True:
+            await asyncio.sleep(self.broadcasts.lease.total_seconds() / 4)
+            started = time.monotonic()
+            try:
+                await self.broadcasts.renew(owner=self.owner)
+            except Exception:
+                log.warning("broadcast claim renewal failed", exc_info=True)
+            else:
+                self._renewed_from = started
+
+    async def _report_every(self, broadcast_id: int) -> None:
+        while self.report is not None:
+            await asyncio.sleep(self.report_every_s)
+            await self._report(broadcast_id, final=False)
 
     async def _report(self, broadcast_id: int, *, final: bool) -> None:
-        progress = await self.broadcasts.progress(broadcast_id)
-        if progress is not None and self.report is not None:
-            try:
+        try:
+            progress = await self.broadcasts.progress(broadcast_id)
+            if progress is not None and self.report is not None:
                 await self.report(progress, final)
-            except Exception:
-                log.warning("progress report failed for broadcast %s", broadcast_id, exc_info=True)
-
-
-def _missing(broadcast_id: int) -> BroadcastProgress:
-    raise LookupError(f"broadcast {broadcast_id} vanished")
+        except Exception:
+            log.warning("progress report failed for broadcast %s", broadcast_id, exc_info=True)

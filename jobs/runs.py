@@ -1,4 +1,13 @@
-"""Each scheduled job as a plain async function: leader check, work, one audit + log line."""
+"""Each scheduled job as a plain async function: leader check, work, one audit + log line.
+
+A job runs only on the instance that leads it (engine.stores.Stores.leadership: a lock on a
+dedicated connection), and stops at its next safe point, between batches, the moment that
+lock's connection is lost. These jobs need no claims beyond that: each is idempotent (expiry
+deletes what is due, the sweep repairs what it finds still wrong, pruning and the quota reset
+are single statements), so two instances briefly running one of them at once (while a lost
+lock is being noticed) do the same work twice at worst, never harm. Work that must happen
+once (broadcast deliveries, reminders) is claimed in SQL instead.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +20,12 @@ from datetime import timedelta
 from engine.app import MemoryEngine
 from engine.clock import utcnow
 from engine.memory import Memory
+from engine.stores import Lease
 
 log = logging.getLogger("memorybot.jobs")
 EXPIRY_BATCH = 500
 Notify = Callable[[int, list[Memory]], Awaitable[None]]
+Work = Callable[[Lease], Awaitable[dict[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -23,30 +34,37 @@ class JobOutcome:
     ran: bool  # False: another instance holds the job's lock
     counts: dict[str, int] = field(default_factory=dict)
     ms: float = 0.0
+    stopped: bool = False  # leadership was lost while it ran: stopped at a safe point
 
     def describe(self) -> str:
         if not self.ran:
             return f"{self.job}: skipped, another instance is running it"
         shown = ", ".join(f"{k}={v}" for k, v in self.counts.items()) or "nothing to do"
-        return f"{self.job}: {shown} ({self.ms:.0f} ms)"
+        cut = ", stopped: leadership lost" if self.stopped else ""
+        return f"{self.job}: {shown} ({self.ms:.0f} ms{cut})"
 
 
-async def run_job(
-    engine: MemoryEngine, job: str, work: Callable[[], Awaitable[dict[str, int]]]
-) -> JobOutcome:
-    """Run `work` if this instance leads `job`; audit and log its counts and duration."""
-    async with engine.stores.leadership(job) as leader:
-        if not leader:
+async def run_job(engine: MemoryEngine, job: str, work: Work) -> JobOutcome:
+    """Run `work` if this instance leads `job`; audit and log its counts and duration.
+
+    `work` is given the lease and stops between batches once it turns falsy (leadership
+    lost); the outcome then says `stopped`.
+    """
+    async with engine.stores.leadership(job) as lease:
+        if not lease:
             log.info("job=%s outcome=skipped reason=not_leader", job)
             return JobOutcome(job, ran=False)
         started = time.perf_counter()
-        counts = await work()
-        outcome = JobOutcome(job, True, counts, (time.perf_counter() - started) * 1000)
+        counts = await work(lease)
+        ms = (time.perf_counter() - started) * 1000
+        outcome = JobOutcome(job, True, counts, ms, stopped=not lease)
+    details = {**counts, "ms": int(outcome.ms)} | ({"stopped": 1} if outcome.stopped else {})
     async with engine.stores.unit_of_work(f"job:{job}") as uow:
-        uow.audit.add(action=f"job:{job}", details={**counts, "ms": int(outcome.ms)})
+        uow.audit.add(action=f"job:{job}", details=details)
     log.info(
-        "job=%s outcome=done %s ms=%.0f",
+        "job=%s outcome=%s %s ms=%.0f",
         job,
+        "stopped reason=leadership_lost" if outcome.stopped else "done",
         " ".join(f"{k}={v}" for k, v in counts.items()),
         outcome.ms,
     )
@@ -56,9 +74,9 @@ async def run_job(
 async def expire(engine: MemoryEngine, *, notify: Notify | None = None) -> JobOutcome:
     """Delete expired memories from both stores in batches; optionally tell their owners."""
 
-    async def work() -> dict[str, int]:
+    async def work(lease: Lease) -> dict[str, int]:
         total = batches = 0
-        while True:
+        while lease:  # between batches: stop once leadership is lost
             gone = await engine.writes.expire_due(limit=EXPIRY_BATCH)
             if not gone:
                 break
@@ -78,8 +96,10 @@ async def expire(engine: MemoryEngine, *, notify: Notify | None = None) -> JobOu
 async def sweep(engine: MemoryEngine, *, grace_s: int | None = None) -> JobOutcome:
     """The orphan sweep, both directions (see IndexCare.sweep)."""
 
-    async def work() -> dict[str, int]:
-        return (await engine.index.sweep(grace_s=grace_s)).as_dict()
+    async def work(lease: Lease) -> dict[str, int]:
+        return (
+            await engine.index.sweep(grace_s=grace_s, keep_going=lambda: bool(lease))
+        ).as_dict()
 
     return await run_job(engine, "sweep", work)
 
@@ -87,7 +107,7 @@ async def sweep(engine: MemoryEngine, *, grace_s: int | None = None) -> JobOutco
 async def prune_intake(engine: MemoryEngine) -> JobOutcome:
     """Forget finished inbox rows older than two days (pending ones are never pruned)."""
 
-    async def work() -> dict[str, int]:
+    async def work(_lease: Lease) -> dict[str, int]:
         async with engine.stores.unit_of_work("prune_intake") as uow:
             pruned = await uow.inbox.prune(before=utcnow() - timedelta(days=2))
         return {"pruned": pruned}
@@ -98,7 +118,7 @@ async def prune_intake(engine: MemoryEngine) -> JobOutcome:
 async def reset_quotas(engine: MemoryEngine) -> JobOutcome:
     """The daily quota reset (counters also roll over lazily on a user's first op of a day)."""
 
-    async def work() -> dict[str, int]:
+    async def work(_lease: Lease) -> dict[str, int]:
         return {"reset": await engine.quotas.reset_daily()}
 
     return await run_job(engine, "reset_quotas", work)

@@ -8,8 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.locks import lock_key
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,12 +25,20 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database behind `engine` to `revision` (default: the newest)."""
+    """Bring the database behind `engine` to `revision` (default: the newest).
+
+    On PostgreSQL a transaction-level advisory lock makes concurrent starts migrate one after
+    the other (the later ones then find nothing to do).
+    """
 
     def _run(connection: Connection) -> None:
         command.upgrade(_config(connection), revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # workers starting together take turns
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("migrate")}
+            )
         await connection.run_sync(_run)
 
 

@@ -242,12 +242,14 @@ class BroadcastRow(Base):
 
 
 class BroadcastDeliveryRow(Base):
-    """One recipient of a broadcast; marked sent right after Telegram accepted it."""
+    """One recipient of a broadcast; claimed (status sending, `owner`, `lease_until`) right
+    before its send, and marked sent by its owner right after Telegram accepted it."""
 
     __tablename__ = "broadcast_deliveries"
     __table_args__ = (
         UniqueConstraint("broadcast_id", "user_id"),
         Index("ix_broadcast_deliveries_pending", "broadcast_id", "status"),
+        Index("ix_broadcast_deliveries_owner", "owner"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -259,3 +261,5 @@ class BroadcastDeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]

@@ -1,8 +1,18 @@
-"""The broadcast outbox: one header row per broadcast, one delivery row per recipient."""
+"""The broadcast outbox: one header row per broadcast, one delivery row per recipient.
+
+A delivery is claimed before its send, in its own committed transaction: `pending` (or a
+claim whose lease lapsed) becomes `sending` with an owner and a lease. On PostgreSQL the
+claim skips rows another worker is claiming (`FOR UPDATE SKIP LOCKED`); on SQLite the unit of
+work holds the database's write lock. Only the owner of a claim marks or releases it, so a
+worker whose claim was taken over changes nothing.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, literal, select, update
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import BroadcastDeliveryRow, BroadcastRow, UserRow, utcnow
@@ -89,16 +99,90 @@ class BroadcastRepository:
         )
         return list(rows)
 
-    async def mark_delivery(
-        self, delivery_id: int, *, status: str, error: str | None, sent: bool
-    ) -> None:
-        await self._session.execute(
+    async def claim(
+        self,
+        broadcast_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        pending: str,
+        claimed: str,
+        running: str,
+    ) -> list[tuple[int, int, int]]:
+        """Claim up to `limit` deliveries of a broadcast still `running`: `pending` ones, or
+        `claimed` ones whose lease lapsed; they become `claimed` by `owner` until
+        `lease_until`. One statement; returns (id, user_id, attempts) of each, oldest first."""
+        row = BroadcastDeliveryRow
+        free = or_(row.status == pending, and_(row.status == claimed, row.lease_until < now))
+        still_running = exists().where(
+            BroadcastRow.id == broadcast_id, BroadcastRow.status == running
+        )
+        chosen = (
+            select(row.id)
+            .where(row.broadcast_id == broadcast_id, free, still_running)
+            .order_by(row.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=row)
+        )
+        result = await self._session.execute(
+            update(row)
+            .where(row.id.in_(chosen.scalar_subquery()))
+            .values(status=claimed, owner=owner, lease_until=lease_until)
+            .returning(row.id, row.user_id, row.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted((int(i), int(u), int(n)) for i, u, n in result)
+
+    async def renew(self, *, owner: str, claimed: str, lease_until: datetime) -> int:
+        """Extend every claim `owner` holds; returns how many."""
+        result = await self._session.execute(
             update(BroadcastDeliveryRow)
-            .where(BroadcastDeliveryRow.id == delivery_id)
+            .where(BroadcastDeliveryRow.owner == owner, BroadcastDeliveryRow.status == claimed)
+            .values(lease_until=lease_until)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(
+        self, *, owner: str | None, claimed: str, pending: str, ids: Sequence[int] | None = None
+    ) -> int:
+        """Give claims back to the queue: `owner`'s (of `ids` only, if given), or every claim
+        when `owner` is None (a single-process store at start)."""
+        query = update(BroadcastDeliveryRow).where(BroadcastDeliveryRow.status == claimed)
+        if owner is not None:
+            query = query.where(BroadcastDeliveryRow.owner == owner)
+        if ids is not None:
+            query = query.where(BroadcastDeliveryRow.id.in_(ids))
+        result = await self._session.execute(
+            query.values(status=pending, owner=None, lease_until=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_delivery(
+        self,
+        delivery_id: int,
+        *,
+        owner: str,
+        claimed: str,
+        status: str,
+        error: str | None,
+        sent: bool,
+    ) -> bool:
+        """Record the outcome of a delivery `owner` still holds; False if it does not."""
+        result = await self._session.execute(
+            update(BroadcastDeliveryRow)
+            .where(
+                BroadcastDeliveryRow.id == delivery_id,
+                BroadcastDeliveryRow.owner == owner,
+                BroadcastDeliveryRow.status == claimed,
+            )
             .values(
                 status=status,
                 attempts=BroadcastDeliveryRow.attempts + 1,
                 error=error,
                 sent_at=utcnow() if sent else None,
+                lease_until=None,
             )
         )
+        return bool(result.rowcount)  # type: ignore[attr-defined]

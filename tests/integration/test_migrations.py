@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -60,6 +61,23 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     await _pg(f'CREATE DATABASE "{name}"')
     yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_workers_starting_together_migrate_one_after_the_other() -> None:
+    """PostgreSQL only: SQLite belongs to one process (several workers need PostgreSQL)."""
+    name = f"memorybot_migration_{uuid.uuid4().hex[:8]}"
+    await _pg(f'CREATE DATABASE "{name}"')
+    databases = [
+        open_database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}") for _ in "ab"
+    ]
+    try:
+        await asyncio.gather(*(migrate.upgrade(db.write_engine) for db in databases))
+        for db in databases:
+            assert await migrate.current_revision(db.write_engine) == migrate.head_revision()
+    finally:
+        for db in databases:
+            await db.dispose()
+        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_0004_drops_importance_and_keeps_every_memory(empty_database: str) -> None:
