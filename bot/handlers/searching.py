@@ -5,6 +5,7 @@ Everything acts on the space of the chat the command was sent (or the button pre
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from telegram import InlineKeyboardMarkup, Update
@@ -35,9 +36,11 @@ from bot.keyboards import (
     confirm_keyboard,
     recall_keyboard,
 )
+from bot.logsafe import describe_error
 from bot.replies import recall_text
 from engine.errors import InvalidInput
 
+log = logging.getLogger("memorybot.recall")
 PAGE = 5
 MAX_RESULTS = 50
 RECALL_PROMPT = "What are you looking for? Reply to this message with your question."
@@ -88,8 +91,14 @@ async def run_recall(update: Update, context: BotContext, question: str) -> None
         await warn(update, error)
         return
     sent = await reply(update, text, keyboard)
-    if sent is not None:
+    if sent is None:
+        return
+    try:  # the answer is out: a store error here must not make a retry send it twice
         await services.recalls.remember(actor.space_id, actor.id, sent.message_id, query.encode())
+    except Exception as error:
+        log.warning(
+            "recall memo not kept (its More button will say so): %s", describe_error(error)
+        )
 
 
 async def recall_command(update: Update, context: BotContext) -> None:

@@ -228,6 +228,22 @@ async def test_recall_finds_by_meaning(bot: BotUnderTest) -> None:
     assert buttons(found)[0] == "🗑 1"
 
 
+async def test_a_recall_answered_once_even_if_its_memo_cannot_be_kept(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(bot, A, ["my passport is in the blue drawer"])
+    assert bot.processor is not None
+
+    async def store_down(*_args: object) -> None:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(bot.processor.services.recalls, "remember", store_down)
+    [found] = await bot.say(A, "/recall passport")
+    assert "blue drawer" in (found.plain or "")
+    await bot.settled()
+    assert [m for m in bot.emulator.sent(A) if "blue drawer" in (m.plain or "")] == [found]
+
+
 async def test_search_is_recall(bot: BotUnderTest) -> None:
     await seed(bot, A, ["my passport is in the blue drawer", "buy oat milk"])
     [found] = await bot.say(A, "/search passport")
