@@ -25,6 +25,7 @@ from bot.lanes import chat_in, lane_of
 from bot.logsafe import describe_error
 from engine.breaker import Breakers, store_of
 from engine.inbox import Inbox, Received
+from engine.metrics import UPDATES_RECEIVED
 from engine.waiting import settle, wait_set
 
 __all__ = ["POLL_TIMEOUT_S", "PollingIntake", "seconds"]
@@ -92,7 +93,7 @@ class PollingIntake:
         failures = 0
         while True:
             try:
-                await self.inbox.store(received(raw, told))
+                UPDATES_RECEIVED.inc(await self.inbox.store(received(raw, told)))
                 self.breakers.sql.success()
                 break
             except Exception as error:

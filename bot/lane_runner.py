@@ -17,6 +17,7 @@ from bot.logsafe import describe_error
 from bot.processing import Unparseable, UpdateProcessor
 from engine.breaker import Breakers, store_of
 from engine.inbox import Claimed, Inbox
+from engine.metrics import UPDATES_PROCESSED
 
 log = logging.getLogger("memorybot.intake")
 STORE_STRIKES = 20  # store failures of one update before they count as its own attempts
@@ -81,6 +82,7 @@ class LaneRunner:
             self.breakers.success()
             self._store_strikes.pop(row.update_id, None)
             self.done.append(row.update_id)
+            UPDATES_PROCESSED.inc()
             self.inbox.wait_over(row.chat_id)
             return True
         store = store_of(failure)

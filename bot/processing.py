@@ -16,6 +16,7 @@ from bot.context import BotApplication, services_of
 from bot.lanes import chat_in
 from bot.logsafe import describe_error, log_failure
 from bot.services import BotServices
+from engine.metrics import UPDATE_SECONDS, UPDATES_PARKED
 
 log = logging.getLogger("memorybot.intake")
 ATTEMPTS = 3
@@ -52,7 +53,8 @@ class UpdateProcessor:
         failures = self.services.failures
         failures.pop(update.update_id, None)
         try:
-            await self.app.process_update(update)
+            with UPDATE_SECONDS.time():
+                await self.app.process_update(update)
         except Exception as error:  # process_update itself rarely raises; be safe
             return error
         finally:
@@ -72,6 +74,7 @@ class UpdateProcessor:
             error=f"[{reference}] {describe_error(error)}",
             attempts=attempts,
         )
+        UPDATES_PARKED.inc()
         log_failure(
             log,
             "update=%s parked dead_letter=%s ref=%s",

@@ -20,6 +20,7 @@ from bot.broadcasting import broadcast_worker
 from bot.context import BotApplication, services_of
 from bot.inbox_worker import InboxWorker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake
+from bot.ops_http import start_ops
 from bot.processing import UpdateProcessor
 from bot.reminder_delivery import reminder_sender
 from bot.replies import esc, preview
@@ -79,6 +80,7 @@ async def running_bot(
         processor = UpdateProcessor(app)
         worker = InboxWorker(processor, inbox, breakers, settings)
         runtime = BotRuntime(app, engine, processor, inbox, breakers, worker)
+        ops = await start_ops(settings, engine.stores, breakers)  # METRICS_PORT
         runtime.spawn("inbox", worker.run)
         runtime.spawn("leases", worker.heartbeat)
         sender: Bot | None = None
@@ -99,6 +101,8 @@ async def running_bot(
         try:
             yield runtime
         finally:
+            if ops is not None:
+                await ops.cleanup()
             worker.stop()
             if delivery is not None:
                 delivery.stop()  # the send in hand finishes and is marked

@@ -21,6 +21,7 @@ from bot.logsafe import describe_error
 from bot.runner import BotRuntime, on_stop_signals, running_bot
 from engine.breaker import store_of
 from engine.inbox import Received
+from engine.metrics import UPDATES_RECEIVED
 from engine.settings import Settings
 
 log = logging.getLogger("memorybot.webhook")
@@ -45,12 +46,15 @@ def webhook_app(runtime: BotRuntime, secret: str) -> web.Application:
             await _park_junk(runtime, body)
             return web.Response(text="ok")
         try:
-            await runtime.inbox.store([Received(int(item["update_id"]), lane_of(item), item)])
+            new = await runtime.inbox.store(
+                [Received(int(item["update_id"]), lane_of(item), item)]
+            )
         except Exception as error:
             log.warning("inbox store failed: %s", describe_error(error))
             if store_of(error) is not None:
                 runtime.breakers.sql.failure(error)
             return web.Response(status=503, text="try again")
+        UPDATES_RECEIVED.inc(new)
         runtime.worker.wake()
         return web.Response(text="ok")
 

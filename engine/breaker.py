@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from engine.errors import CompensationFailed, VectorWriteFailed
 from engine.stores import Stores
+from storage.metrics import BREAKER_OPENED
 
 log = logging.getLogger("memorybot.breaker")
 Probe = Callable[[], Awaitable[None]]
@@ -120,6 +121,7 @@ class CircuitBreaker:
             self.reason = f"{type(error).__name__}"
             self.opened_at = time.monotonic()
             self._closed.clear()
+            BREAKER_OPENED.labels(self.store.value).inc()
             log.warning("breaker store=%s state=open after=%d errors", self.store, self._errors)
             self._prober = asyncio.create_task(self._probe_until_healthy())
         return self.is_open

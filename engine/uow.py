@@ -31,6 +31,7 @@ from engine.errors import (
 from engine.faults import Faults, Step
 from engine.vector_index import VectorIndex, VectorRecord, VectorRef
 from storage.db import WriteSessions
+from storage.metrics import TRANSACTIONS, VECTOR_WRITE_SECONDS
 from storage.repositories import Repositories
 
 log = logging.getLogger("memorybot.tx")
@@ -111,7 +112,8 @@ class UnitOfWork(Repositories):
         self._undo.append(undo)  # registered first: a write that fails half-way is undone too
         try:
             self._faults.check(Step.VECTOR_WRITE)
-            await write()
+            with VECTOR_WRITE_SECONDS.time():
+                await write()
         except Exception as error:
             self._failed_write = undo
             raise VectorWriteFailed(self.op, self.ids, error) from error
@@ -194,6 +196,7 @@ class UnitOfWork(Repositories):
         self, outcome: str, level: int, error: Exception | None = None, note: str = ""
     ) -> None:
         """The one line per transaction outcome: ids and error type, never a memory's text."""
+        TRANSACTIONS.labels(outcome).inc()
         if not self.ids and level == logging.INFO:
             level = logging.DEBUG  # SQL-only bookkeeping: no memory changed
         shown = ",".join(self.ids[:10]) + (f",+{len(self.ids) - 10}more" if self.ids[10:] else "")

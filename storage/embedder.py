@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from storage.batching import BatchQueue
+from storage.metrics import ENCODE_SECONDS
 from storage.onnx_model import ensure_onnx_export, export_folder
 from storage.vector_types import Vector
 
@@ -171,12 +172,15 @@ class Embedder:
 
     async def _encode_batch(self, texts: list[str]) -> list[Vector]:
         loop = asyncio.get_running_loop()
-        matrix = await loop.run_in_executor(self._executor, self._encode, texts)
+        with ENCODE_SECONDS.time():
+            matrix = await loop.run_in_executor(self._executor, self._encode, texts)
         return list(matrix)
 
     async def warm_up(self) -> None:
-        """Load the model and run it once, so the first user does not wait for it."""
-        await self._encode_batch(["warm up"])
+        """Load the model and run it once, so the first user does not wait for it (not
+        timed: loading is no encode latency)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._encode, ["warm up"])
 
     async def aclose(self) -> None:
         await self._queue.aclose()
