@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.logformat import LogFormat, make_formatter
 from bot.operations import (
     cmd_check,
     cmd_db_upgrade,
@@ -28,11 +29,11 @@ QUIET_LOGGERS = ("httpx", "alembic", "sentence_transformers", "chromadb", "apsch
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def configure_logging(level: str) -> None:
-    """logfmt-ish lines on stderr; chatty libraries only from WARNING up."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
-    )
+def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Text or JSON lines (`LOG_FORMAT`) on stderr; chatty libraries only from WARNING up."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(log_format, level))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(f"memorybot: {describe_error(error)}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     handler: Command = args.handler
     try:
         return asyncio.run(handler(settings, args))
