@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -18,9 +17,9 @@ from telegram.ext import (
 )
 
 from bot.actors import admitted
-from bot.context import CONTEXT_TYPES, BotApplication, BotContext
+from bot.context import CONTEXT_TYPES, BotApplication, BotContext, services_of
 from bot.handlers.admin import audit_command, dlq_command, role_command, stats_command
-from bot.handlers.basics import COMMANDS, cancel, help_command, not_text, start
+from bot.handlers.basics import cancel, help_command, not_text, start
 from bot.handlers.broadcast import (
     broadcast_cancel_command,
     broadcast_command,
@@ -36,6 +35,7 @@ from bot.handlers.saving import edited_message, save_command
 from bot.handlers.searching import forget_all_command, recall_command
 from bot.limiter import ChatRateLimiter
 from bot.logsafe import log_failure
+from bot.menus import menus_of
 from bot.services import KEY, BotServices
 from engine.app import MemoryEngine
 from engine.settings import Settings
@@ -53,7 +53,8 @@ async def gate(update: Update, context: BotContext) -> None:
     chat = update.effective_chat
     talks = update.message is not None or update.callback_query is not None  # not a block
     if talks and chat is not None and chat.type == ChatType.PRIVATE:
-        await context.services.ensure_user(update)
+        known = await context.services.ensure_user(update)
+        await menus_of(context.bot_data).follow(context.bot, known.id, known.role)
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
@@ -102,6 +103,7 @@ def build_application(
         .base_file_url(file_url_for(api))
         .rate_limiter(limiter)
         .updater(None)
+        .job_queue(None)  # jobs run in APScheduler under the leader lock (jobs/)
         .build()
     )
     app.bot_data[KEY] = BotServices.create(engine)
@@ -144,8 +146,8 @@ def build_application(
 
 
 async def announce_commands(app: BotApplication) -> None:
-    """Publish the command menu; a failure is logged, never fatal."""
-    try:
-        await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
-    except TelegramError as error:
-        log.warning("setMyCommands failed: %s", error)
+    """Publish the command menus per role (see `bot.menus`), after the engine's ADMIN_USER_IDS
+    sync; a failure is logged, never fatal."""
+    admin = services_of(app.bot_data).engine.admin
+    admins = await admin.admin_ids()
+    await menus_of(app.bot_data).publish(app.bot, admins=admins, demoted=admin.demoted_at_sync)

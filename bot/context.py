@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
+from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot
 
 from bot.services import KEY, BotServices
 
@@ -29,7 +29,5 @@ class BotContext(CallbackContext[Bot, dict[Any, Any], dict[Any, Any], dict[Any, 
 
 
 CONTEXT_TYPES = ContextTypes(context=BotContext)
-# The job queue keeps PTB's default type (the builder does not retype it); we do not use it.
-BotApplication = Application[
-    Bot, BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], JobQueue[Any]
-]
+# No PTB job queue: scheduled work runs in APScheduler under the leader lock (jobs/).
+BotApplication = Application[Bot, BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], None]

@@ -33,6 +33,7 @@ class ControlApi:
             app.router.add_post(f"/control/{name}", handler)
         app.router.add_get("/control/sent", self._sent)
         app.router.add_get("/control/state", self._state_summary)
+        app.router.add_get("/control/commands", self._commands)
 
     async def _message(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -141,3 +142,10 @@ class ControlApi:
                 "callback_answers": len(self._state.callback_answers),
             }
         )
+
+    async def _commands(self, request: web.Request) -> web.Response:
+        rows = [
+            {"scope": scope.as_json(), "language_code": language, "commands": commands}
+            for scope, language, commands in self._state.command_sets.entries()
+        ]
+        return web.json_response(rows)

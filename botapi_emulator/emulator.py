@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botapi_emulator.chat_senders import ChatSenders
-from botapi_emulator.commands import CallbackQueries
+from botapi_emulator.commands import CallbackQueries, CommandSets
 from botapi_emulator.control import ControlApi
 from botapi_emulator.group_setup import GroupSetup
 from botapi_emulator.methods import BotApiMethods
@@ -108,6 +108,12 @@ class BotApiEmulator:
     def commands(self) -> list[dict[str, Any]]:
         """The command list last set with setMyCommands (any scope)."""
         return self.state.command_sets.latest
+
+    @property
+    def menus(self) -> CommandSets:
+        """Command lists per scope: `menus.menu("chat", chat_id=…)` is one scope's names (None:
+        not set), `menus.shown(chat_id, user_id)` what that user sees there."""
+        return self.state.command_sets
 
     @property
     def confirmed_offset(self) -> int:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from botapi_emulator.command_methods import CommandMethods
 from botapi_emulator.errors import ApiError, bad_request
 from botapi_emulator.members import MemberMethods
 from botapi_emulator.messaging import MessageMethods
 from botapi_emulator.model import SentMessage
-from botapi_emulator.params import Handler, flag_param, int_param, scope_key
+from botapi_emulator.params import Handler, flag_param, int_param
 from botapi_emulator.state import EmulatorState
 
-_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files (Bot API docs)
 _ACCEPTED = ("setmydescription", "setmyshortdescription", "setmyname", "setchatmenubutton")
 _GIFT_TYPES = (
@@ -43,9 +42,7 @@ class BotApiMethods:
             "getupdates": self._get_updates,
             **MessageMethods(state, on_sent).handlers(),
             **MemberMethods(state).handlers(),
-            "setmycommands": self._set_commands,
-            "getmycommands": self._get_commands,
-            "deletemycommands": self._delete_commands,
+            **CommandMethods(state).handlers(),
             "deletewebhook": self._delete_webhook,
             "setwebhook": self._set_webhook,
             "getwebhookinfo": self._webhook_info,
@@ -87,25 +84,6 @@ class BotApiMethods:
             if batch or updates.closed or left <= 0:
                 return batch
             await updates.signal.wait(left)
-
-    async def _set_commands(self, params: dict[str, Any]) -> bool:
-        commands = params.get("commands")
-        if not isinstance(commands, list):
-            raise bad_request("can't parse commands JSON object")
-        for item in commands:
-            if not isinstance(item, dict) or not _COMMAND.fullmatch(str(item.get("command"))):
-                raise bad_request("BOT_COMMAND_INVALID")
-            if not 1 <= len(str(item.get("description") or "")) <= 256:
-                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self._state.command_sets.set(scope_key(params), commands)
-        return True
-
-    async def _get_commands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._state.command_sets.get(scope_key(params))
-
-    async def _delete_commands(self, params: dict[str, Any]) -> bool:
-        self._state.command_sets.delete(scope_key(params))
-        return True
 
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
         self._state.webhook_url = ""

@@ -66,9 +66,3 @@ def loggable(value: Any) -> Any:
     if isinstance(value, Upload):
         return {"file_name": value.file_name, "size": len(value.data)}
     return value
-
-
-def scope_key(params: dict[str, Any]) -> str:
-    """The key of a command set: its scope and language code."""
-    scope = params.get("scope") or {"type": "default"}
-    return json.dumps([scope, params.get("language_code") or ""], sort_keys=True)

@@ -45,7 +45,7 @@ class EmulatorState:
         self.chats = ChatRegistry()  # groups, supergroups and channels
         self.limits = SendLimits()
         self.callbacks = CallbackQueries()
-        self.command_sets = CommandSets()
+        self.command_sets = CommandSets(self.chats)
         self._next_ids: dict[int, int] = {}
         self._user_msgs: dict[tuple[int, int], dict[str, Any]] = {}
         self._sent: list[SentMessage] = []

@@ -56,6 +56,7 @@ class AdminService:
 
     def __init__(self, stores: Stores) -> None:
         self._stores = stores
+        self.demoted_at_sync: tuple[int, ...] = ()  # the last sync_settings_admins' demotions
 
     async def role_of(self, user_id: int) -> Role:
         """The user's role (USER for someone unknown)."""
@@ -97,7 +98,8 @@ class AdminService:
         alone; ids in the settings are promoted here or when they first talk to the bot.
 
         Returns:
-            The ids that lost the admin role.
+            The ids that lost the admin role (also kept in `demoted_at_sync`, for the bot's
+            command menus).
         """
         async with self._stores.unit_of_work("sync_admins") as uow:
             for user_id in sorted(admin_ids):
@@ -114,7 +116,13 @@ class AdminService:
                         target=str(user.id),
                         details={"from": "admin", "to": "user", "why": "not in ADMIN_USER_IDS"},
                     )
+        self.demoted_at_sync = tuple(demoted)
         return demoted
+
+    async def admin_ids(self) -> list[int]:
+        """Every user whose role is admin (from ADMIN_USER_IDS or /role), by id."""
+        async with self._stores.reading() as repos:
+            return sorted(await repos.users.admin_ids())
 
     async def audit(
         self,

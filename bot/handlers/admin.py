@@ -12,6 +12,7 @@ from telegram import Update
 from bot.actors import actor_of
 from bot.context import BotContext
 from bot.handlers.common import PRIVATE_ONLY, command_payload, reply, warn
+from bot.menus import menus_of
 from bot.replies import esc
 from engine.admin import Role
 from engine.errors import InvalidInput
@@ -81,6 +82,7 @@ async def role_command(update: Update, context: BotContext) -> None:
         await warn(update, error)
         return
     await reply(update, f"✅ User {target} is now {parts[1].lower()}.")
+    await menus_of(context.bot_data).apply(context.bot, target, parts[1].lower())  # never raises
 
 
 @admin_only

@@ -31,6 +31,7 @@ between 2026-10-01 and 2026-10-15 — at the start or end of the query.
 /cancel — stop what I am waiting for
 
 /save or /recall alone asks for the text in your next message.
+The command menu (the / button) lists the commands you can use in each chat.
 
 <b>Reminders</b>
 /remind <i>when</i> <i>text</i> — I message you then, with ✅ Done and 💤 snooze buttons:

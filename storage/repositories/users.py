@@ -70,6 +70,10 @@ class UserRepository:
             query = query.where(func.lower(UserRow.username) == name.lower())
         return list(await self._session.scalars(query.limit(5)))
 
+    async def admin_ids(self) -> list[int]:
+        """Every admin's id, however they became one."""
+        return list(await self._session.scalars(select(UserRow.id).where(UserRow.role == "admin")))
+
     async def admins_from_settings(self) -> list[UserRow]:
         """Admins whose role came from ADMIN_USER_IDS (nobody granted it with /role)."""
         query = select(UserRow).where(UserRow.role == "admin", UserRow.role_granted_by.is_(None))
