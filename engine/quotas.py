@@ -52,6 +52,7 @@ class QuotaService:
         self._pending: dict[int, int] = {}  # counted here, not written yet
         self._known: dict[int, tuple[str, int]] = {}  # (day, count) with every count of ours
         self._flusher: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()  # one flush at a time: a flush waits for one in flight
 
     async def consume(self, user_id: int) -> None:
         """Count one operation for today, or raise QuotaExceeded (nothing counted)."""
@@ -82,7 +83,15 @@ class QuotaService:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the counts waiting in this process (one transaction for every user)."""
+        """Write the counts waiting in this process (one transaction for every user).
+
+        When it returns, every count made before the call is written (or kept for a retry
+        after a failed write): a flush already in flight is waited for, not skipped.
+        """
+        async with self._flushing:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
         counts, self._pending = self._pending, {}
         if not counts:
             return
