@@ -12,8 +12,9 @@ from bot.context import BotApplication
 from bot.handlers.broadcast import progress_text
 from bot.intake import seconds
 from engine.app import MemoryEngine
-from engine.broadcasts import BroadcastProgress
-from jobs.delivery import Blocked, BroadcastWorker, RetryLater
+from engine.broadcast_types import BroadcastProgress
+from jobs.delivery import BroadcastWorker
+from jobs.sending import Blocked, RetryLater
 
 GONE = ("chat not found", "user is deactivated", "bot was kicked", "peer_id_invalid")
 

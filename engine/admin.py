@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from engine.broadcasts import SENDING
+from engine.broadcast_types import SENDING
 from engine.consistency import ConsistencyReport
 from engine.errors import InvalidInput
 from engine.stores import Stores

@@ -21,6 +21,22 @@ SETTLE_TIMEOUT_S = 60  # PostgreSQL: longest wait for the writes in flight befor
 ROW_CHECK_BATCH = 500
 
 
+@dataclass(frozen=True)
+class SweepResult:
+    orphans_deleted: int  # vectors without a row, older than the grace period
+    reembedded: int  # rows whose vector was missing
+    rewritten: int  # vectors whose owner or text disagreed with SQL
+    skipped_in_grace: int  # drift too recent to touch: its transaction may be in flight
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "orphans_deleted": self.orphans_deleted,
+            "reembedded": self.reembedded,
+            "rewritten": self.rewritten,
+            "skipped_in_grace": self.skipped_in_grace,
+        }
+
+
 @dataclass
 class ConsistencyReport:
     """What SQL holds against what Chroma holds, for one space or for everyone."""

@@ -6,11 +6,11 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from engine.consistency import (
     LAST_SWEEP_KEY,
     ConsistencyReport,
+    SweepResult,
     compare,
     rebuild_keyword_index,
     settle_writes,
@@ -26,22 +26,6 @@ SWEEP_BATCH = 256
 FOLLOW_INTERVAL_S = 5
 LAYOUT_KEY = "vector_layout"
 LAYOUT = "spaces"  # vectors carry `space_id` metadata and are sharded by space (migration 0005)
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    orphans_deleted: int  # vectors without a row, older than the grace period
-    reembedded: int  # rows whose vector was missing
-    rewritten: int  # vectors whose owner or text disagreed with SQL
-    skipped_in_grace: int  # drift too recent to touch: its transaction may be in flight
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "orphans_deleted": self.orphans_deleted,
-            "reembedded": self.reembedded,
-            "rewritten": self.rewritten,
-            "skipped_in_grace": self.skipped_in_grace,
-        }
 
 
 class IndexCare:

@@ -17,20 +17,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from engine.broadcasts import (
-    BLOCKED,
-    FAILED,
-    SENDING,
-    SENT,
-    BroadcastProgress,
-    BroadcastService,
-    Delivery,
-)
+from engine.broadcast_types import BLOCKED, FAILED, SENDING, SENT, Delivery
+from engine.broadcasts import BroadcastService
 from engine.stores import Lease
 from engine.waiting import wait_set
 from jobs.pacing import SlidingWindow
+from jobs.progress import ProgressReporter, Report
+from jobs.sending import Blocked, RetryLater, Send
 
 log = logging.getLogger("memorybot.broadcast")
 MAX_ATTEMPTS = 5
@@ -38,21 +33,7 @@ CONCURRENCY = 8
 CLAIM_POLL_S = 1.0  # others hold claims: look again this often (a dead worker's lapse)
 
 
-class Blocked(Exception):
-    """The recipient blocked the bot or the chat is gone: never retry."""
-
-
-class RetryLater(Exception):
-    """The server asked us to slow down for `seconds`."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"retry after {seconds}s")
-        self.seconds = seconds
-
-
-Send = Callable[[int, str], Awaitable[None]]
 Leadership = Callable[[str], contextlib.AbstractAsyncContextManager[Lease]]
-Report = Callable[[BroadcastProgress, bool], Awaitable[None]]
 
 
 class BroadcastWorker:
@@ -73,8 +54,7 @@ class BroadcastWorker:
         self.broadcasts = broadcasts
         self.send = send
         self.limiter = SlidingWindow(rate)
-        self.report = report
-        self.report_every_s = report_every_s
+        self.reporter = ProgressReporter(broadcasts, report, every_s=report_every_s)
         self.owner = owner or f"b-{uuid.uuid4().hex[:12]}"  # the name on this worker's claims
         self.sent = 0  # sends this worker marked sent
         self._wake = asyncio.Event()
@@ -112,7 +92,7 @@ class BroadcastWorker:
         if progress is None:
             return
         renewing = asyncio.create_task(self._keep_claims())
-        reporting = asyncio.create_task(self._report_every(broadcast_id))
+        reporting = asyncio.create_task(self.reporter.every(broadcast_id))
         try:
             while self._going(lease):
                 if await self.broadcasts.status(broadcast_id) != SENDING:
@@ -128,8 +108,8 @@ class BroadcastWorker:
             await asyncio.gather(renewing, reporting, return_exceptions=True)
         if lease is not None and not lease:
             log.info("broadcast %s: leadership lost, stopped between sends", broadcast_id)
-        elif self.report:
-            await self._report(broadcast_id, final=True)
+        else:
+            await self.reporter.once(broadcast_id, final=True)
 
     def _going(self, lease: Lease | None) -> bool:
         return not self._stopping.is_set() and (lease is None or bool(lease))
@@ -212,16 +192,3 @@ class BroadcastWorker:
                 log.warning("broadcast claim renewal failed", exc_info=True)
             else:
                 self._renewed_from = started
-
-    async def _report_every(self, broadcast_id: int) -> None:
-        while self.report is not None:
-            await asyncio.sleep(self.report_every_s)
-            await self._report(broadcast_id, final=False)
-
-    async def _report(self, broadcast_id: int, *, final: bool) -> None:
-        try:
-            progress = await self.broadcasts.progress(broadcast_id)
-            if progress is not None and self.report is not None:
-                await self.report(progress, final)
-        except Exception:
-            log.warning("progress report failed for broadcast %s", broadcast_id, exc_info=True)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from engine.clock import utcnow
 from engine.reminder_outbox import Reminder, ReminderOutbox
-from jobs.delivery import Blocked, RetryLater
+from jobs.sending import Blocked, RetryLater
 
 log = logging.getLogger("memorybot.reminders")
 POLL_S = 1.0

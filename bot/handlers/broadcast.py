@@ -14,7 +14,7 @@ from bot.handlers.common import EXPIRED, command_payload, pressed, reply
 from bot.keyboards import Button, Callback, broadcast_keyboard
 from bot.replies import esc, preview
 from engine.admin import Role
-from engine.broadcasts import BroadcastProgress
+from engine.broadcast_types import BroadcastProgress
 
 
 def progress_text(progress: BroadcastProgress, rate: float, *, final: bool = False) -> str:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from botapi_emulator import BotApiEmulator, SentMessage
-from engine.broadcasts import BroadcastProgress
+from engine.broadcast_types import BroadcastProgress
 from engine.settings import Settings
 from jobs.delivery import CONCURRENCY
 from storage.models import UserRow

@@ -30,7 +30,7 @@ from chromadb.api.shared_system_client import SharedSystemClient
 
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.app import MemoryEngine, open_engine
-from engine.broadcasts import BroadcastProgress
+from engine.broadcast_types import BroadcastProgress
 from engine.settings import Settings
 from storage.embedder import Embedder
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from engine.broadcasts import SENT, Delivery
+from engine.broadcast_types import SENT, Delivery
 from engine.clock import utcnow
 from engine.settings import Settings
 from jobs.delivery import CONCURRENCY
