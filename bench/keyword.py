@@ -162,7 +162,6 @@ def section(r: dict[str, Any], argv: list[str]) -> Section:
             "of 2-4 words, each run once per implementation, alternating, warm database",
             "old: `LOWER(text) LIKE '%w%'` over the user's rows (English stopwords, unranked); "
             "new: per-term document counts (IDF) + the ranked index search, as recall runs it",
-            "measured while other helpers' test runs shared the machine; the lead may re-run",
         ],
         rows=[
             Row("old LIKE scan p50 / p95", f"{old['p50']} / {old['p95']} ms"),
