@@ -78,9 +78,14 @@ class QuotaService:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon())
 
+    @property
+    def writing(self) -> bool:
+        """A write of counts is in flight."""
+        return self._flushing.locked()
+
     async def _flush_soon(self) -> None:
         await asyncio.sleep(FLUSH_S)
-        await self.flush()
+        await asyncio.shield(self.flush())  # cancelled (aclose) mid-write: the write goes on
 
     async def flush(self) -> None:
         """Write the counts waiting in this process (one transaction for every user).
@@ -106,7 +111,7 @@ class QuotaService:
                 self._flusher = asyncio.create_task(self._flush_soon())
 
     async def aclose(self) -> None:
-        """Write what is still waiting."""
+        """Write what is still waiting (after a write in flight, which is not cut short)."""
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
         with contextlib.suppress(Exception):

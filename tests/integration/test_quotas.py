@@ -32,3 +32,18 @@ async def test_counts_made_during_a_flush_are_written_by_the_next(engine: Memory
         row = await repos.users.get(502)
     assert row is not None
     assert row.ops_today == 2
+
+
+async def test_closing_during_a_background_write_keeps_its_counts(engine: MemoryEngine) -> None:
+    user = await engine.users.register(user_id=503)
+    engine.quotas.consume_for(user)  # starts the background flusher
+    for _ in range(2000):  # until its write is under way (after FLUSH_S)
+        if engine.quotas.writing:
+            break
+        await asyncio.sleep(0.001)
+    assert engine.quotas.writing
+    await engine.quotas.aclose()  # cancels the flusher in the middle of its write
+    async with engine.stores.reading() as repos:
+        row = await repos.users.get(503)
+    assert row is not None
+    assert row.ops_today == 1
