@@ -10,7 +10,8 @@ from engine.clock import utcnow
 from engine.stores import Stores
 from storage.repositories.inbox_rows import DONE, PARKED, Claimed, Received
 
-HEARTBEAT_KEY = "inbox:heartbeat"
+HEARTBEAT_KEY = "inbox:heartbeat"  # + ":<owner>", one per worker
+FORGET_LEASES = 10
 __all__ = ["DONE", "PARKED", "Claimed", "Inbox", "Received"]
 
 
@@ -70,24 +71,50 @@ class Inbox:
                 owner=self.owner, now=now, lease_until=now + self.lease, chats=chats, run=run
             )
 
-    async def renew(self) -> None:
+    async def renew(self) -> int:
         """Keep this worker's leases alive (called well within the lease time) and say that
-        a worker is running."""
+        it is running; returns how many workers are running (this one included).
+
+        Each worker has its own heartbeat; one not renewed for FORGET_LEASES leases is
+        deleted (a worker that was killed never retires).
+        """
         now = utcnow()
         async with self._stores.unit_of_work("inbox_renew") as uow:
             await uow.inbox.renew(owner=self.owner, lease_until=now + self.lease)
-            await uow.kv.set(HEARTBEAT_KEY, now.isoformat())
+            beats = await uow.kv.with_prefix(HEARTBEAT_KEY)
+            beats[self._heartbeat] = now.isoformat()
+            await uow.kv.set(self._heartbeat, beats[self._heartbeat])
+            await uow.kv.delete_keys(
+                [k for k, v in beats.items() if self._age(v, now) > self.lease * FORGET_LEASES]
+            )
+        return sum(self._age(value, now) < self.lease for value in beats.values())
 
     async def retire(self) -> None:
         """This worker stops: it no longer counts as a running bot."""
         async with self._stores.unit_of_work("inbox_retire") as uow:
-            await uow.kv.delete_prefix(HEARTBEAT_KEY)
+            await uow.kv.delete_keys([self._heartbeat])
+
+    async def workers(self) -> int:
+        """How many bot processes renewed their leases within the last lease period."""
+        async with self._stores.reading() as repos:
+            beats = await repos.kv.with_prefix(HEARTBEAT_KEY)
+        now = utcnow()
+        return sum(self._age(value, now) < self.lease for value in beats.values())
 
     async def worker_alive(self) -> bool:
         """True if some bot process renewed its leases within the last lease period."""
-        async with self._stores.reading() as repos:
-            value = await repos.kv.get(HEARTBEAT_KEY)
-        return value is not None and utcnow() - datetime.fromisoformat(value) < self.lease
+        return await self.workers() > 0
+
+    @property
+    def _heartbeat(self) -> str:
+        return f"{HEARTBEAT_KEY}:{self.owner}"
+
+    @staticmethod
+    def _age(value: str, now: datetime) -> timedelta:
+        try:
+            return now - datetime.fromisoformat(value)
+        except ValueError:  # not a time: long gone
+            return timedelta.max
 
     async def release(self, update_ids: Sequence[int] | None = None) -> None:
         """Give leased updates back to the inbox (all of them when None)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -49,6 +50,22 @@ class KeyValueRepository:
     async def get(self, key: str) -> str | None:
         row = await self._session.get(KeyValueRow, key)
         return None if row is None else row.value
+
+    async def with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key that starts with `prefix`, with its value."""
+        rows = await self._session.scalars(
+            select(KeyValueRow).where(KeyValueRow.key.startswith(prefix, autoescape=True))
+        )
+        return {row.key: row.value for row in rows}
+
+    async def delete_keys(self, keys: Sequence[str]) -> int:
+        """Delete these keys (those that exist); returns how many."""
+        if not keys:
+            return 0
+        result = await self._session.execute(
+            delete(KeyValueRow).where(KeyValueRow.key.in_(list(keys)))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every key that starts with `prefix`; returns how many."""

@@ -380,3 +380,31 @@ async def test_finish_and_claim_gives_back_what_a_lane_left_in_the_same_transact
     again = await inbox.finish_and_claim([1], chats=1, release=[2, 3])
     assert by_chat(again) == {A: [2, 3]}
     assert await inbox.statuses([1]) == {1: DONE}
+
+
+async def test_each_worker_has_its_own_heartbeat_counted_while_fresh(
+    stores: Stores, clock: Clock
+) -> None:
+    first, second, observer = (Inbox(stores, lease_s=LEASE_S) for _ in range(3))
+    assert await observer.workers() == 0
+    assert await first.renew() == 1
+    assert await second.renew() == 2  # both count: one key each, not one shared key
+    assert await observer.workers() == 2
+    await first.retire()  # only its own heartbeat goes
+    assert await observer.workers() == 1
+    assert await observer.worker_alive()
+    clock.advance(LEASE_S + 1)  # the second stopped renewing (killed: it never retires)
+    assert await observer.workers() == 0
+    assert await first.renew() == 1
+
+
+async def test_a_heartbeat_not_renewed_for_long_is_forgotten(stores: Stores, clock: Clock) -> None:
+    killed, living = Inbox(stores, lease_s=LEASE_S), Inbox(stores, lease_s=LEASE_S)
+    await killed.renew()
+    async with stores.unit_of_work("legacy") as uow:  # the single key of earlier versions
+        await uow.kv.set("inbox:heartbeat", clock().isoformat())
+    clock.advance(LEASE_S * 11)
+    assert await living.renew() == 1
+    async with stores.reading() as repos:
+        keys = set(await repos.kv.with_prefix("inbox:heartbeat"))
+    assert keys == {f"inbox:heartbeat:{living.owner}"}
