@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 from collections import defaultdict
+from collections.abc import Callable
 
 from telegram.error import TelegramError
 
@@ -31,9 +32,16 @@ class InboxWorker:
     """Claims chats from the inbox and runs their updates through `processor`."""
 
     def __init__(
-        self, processor: UpdateProcessor, inbox: Inbox, breakers: Breakers, settings: Settings
+        self,
+        processor: UpdateProcessor,
+        inbox: Inbox,
+        breakers: Breakers,
+        settings: Settings,
+        *,
+        on_workers: Callable[[int], None] | None = None,
     ) -> None:
         self.processor = processor
+        self.on_workers = on_workers  # told how many workers run, at every heartbeat
         self.inbox = inbox
         self.breakers = breakers
         self.settings = settings
@@ -119,14 +127,17 @@ class InboxWorker:
 
     async def heartbeat(self) -> None:
         """Renew this worker's leases (and say it is alive) at once, then every third of the
-        lease time, until stopped (supervised)."""
+        lease time, until stopped (supervised); `on_workers` hears how many workers run."""
         interval = self.inbox.lease.total_seconds() / 3
         while not self._stopping.is_set():
             if not self.breakers.sql.is_open:
                 try:
-                    await self.inbox.renew()
+                    workers = await self.inbox.renew()
                 except Exception as error:  # an SQL blip: try again at the next beat
                     self.runner.store_failed(error, "lease renewal")
+                else:
+                    if self.on_workers is not None:
+                        self.on_workers(workers)
             await wait_set(self._stopping, interval)
 
     async def _drain(self) -> None:

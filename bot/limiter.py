@@ -5,6 +5,8 @@ sliding minute answers with a 429, and then pauses every chat for the retry time
 group keeps an exact sliding window (20 sends per 60 s), all chats share the overall window
 (30 per second), and a 429 pauses only the chat it came for. Time spent waiting here is
 added to the current update's deadline (`bot.deadline`), since the update is not hung.
+The overall window is the bot's budget: broadcasts take spare slots of it (`spare_slot`),
+and with several workers each keeps to its share (`share`, from the inbox heartbeats).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ GROUP_PER_MINUTE = 20
 # keeps the 21st message from arriving 59.9 s after the first (the bench saw that 429).
 GROUP_PERIOD_S = 61.0
 MAX_RETRIES = 3
+SPARE_POLL_S = 0.02  # a low-priority sender looks again this often while others wait
 
 
 class SlidingWindow:
@@ -40,13 +43,15 @@ class SlidingWindow:
         self._lock = asyncio.Lock()
         self.paused_until = 0.0
 
-    def delay(self, now: float) -> float:
-        """Seconds until a slot is free (0: now)."""
+    def delay(self, now: float, *, reserve: int = 0) -> float:
+        """Seconds until a slot is free (0: now) with `reserve` slots still left after it."""
         while self._times and now - self._times[0] >= self.period_s:
             self._times.popleft()
         wait = self.paused_until - now
-        if len(self._times) >= self.limit:
-            wait = max(wait, self._times[0] + self.period_s - now)
+        capacity = max(self.limit - reserve, 1)
+        if len(self._times) >= capacity:
+            oldest_to_go = self._times[len(self._times) - capacity]
+            wait = max(wait, oldest_to_go + self.period_s - now)
         return max(0.0, wait)
 
     async def acquire(self) -> float:
@@ -61,14 +66,41 @@ class SlidingWindow:
             self._times.append(loop.time())
         return waited
 
+    async def take_spare(self, reserve: int) -> None:
+        """Take a slot at low priority: only while `reserve` slots stay free for `acquire`
+        and nobody waits in `acquire` (a broadcast never holds a reply back)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.delay(loop.time(), reserve=reserve)
+            if wait <= 0 and not self._lock.locked():
+                self._times.append(loop.time())
+                return
+            await asyncio.sleep(wait or SPARE_POLL_S)
+
 
 class ChatRateLimiter(BaseRateLimiter[int]):
     """Overall rate across chats, an exact per-group minute window, 429s paused per chat."""
 
     def __init__(self, overall_per_s: int, *, group_per_minute: int = GROUP_PER_MINUTE) -> None:
+        self._bot_per_s = overall_per_s  # Telegram's budget for the whole bot
         self._overall = SlidingWindow(overall_per_s, 1.0) if overall_per_s > 0 else None
         self._group_per_minute = group_per_minute
         self._chats: dict[int | str, SlidingWindow] = {}
+
+    @property
+    def per_second(self) -> int | None:
+        """This process's share of the bot's sends per second (None: no limit)."""
+        return None if self._overall is None else self._overall.limit
+
+    def share(self, workers: int) -> None:
+        """`workers` processes send for this bot: each keeps to its part of the budget."""
+        if self._overall is not None:
+            self._overall.limit = max(1, self._bot_per_s // max(workers, 1))
+
+    async def spare_slot(self) -> None:
+        """Wait for a send slot that leaves a sixth of the budget to replies (broadcasts)."""
+        if self._overall is not None:
+            await self._overall.take_spare(reserve=max(1, self._overall.limit // 6))
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -20,6 +20,7 @@ from bot.broadcasting import broadcast_worker
 from bot.context import BotApplication, services_of
 from bot.inbox_worker import InboxWorker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake
+from bot.limiter import ChatRateLimiter
 from bot.ops_http import start_ops
 from bot.processing import UpdateProcessor
 from bot.reminder_delivery import reminder_sender
@@ -29,6 +30,7 @@ from engine.app import MemoryEngine, open_engine
 from engine.breaker import Breakers
 from engine.inbox import Inbox
 from engine.memory import Memory
+from engine.metrics import SEND_BUDGET, WORKERS_RUNNING
 from engine.settings import Settings
 from jobs.reminders import ReminderWorker
 from jobs.runs import Notify
@@ -78,7 +80,9 @@ async def running_bot(
         inbox = Inbox(engine.stores)
         await inbox.release_stale()
         processor = UpdateProcessor(app)
-        worker = InboxWorker(processor, inbox, breakers, settings)
+        worker = InboxWorker(
+            processor, inbox, breakers, settings, on_workers=sharing(app.bot.rate_limiter)
+        )
         runtime = BotRuntime(app, engine, processor, inbox, breakers, worker)
         ops = await start_ops(settings, engine.stores, breakers)  # METRICS_PORT
         runtime.spawn("inbox", worker.run)
@@ -118,6 +122,18 @@ async def running_bot(
     finally:
         await breakers.aclose()
         await engine.aclose()
+
+
+def sharing(limiter: object) -> Callable[[int], None]:
+    """What a heartbeat does with the number of running workers: split the send budget."""
+
+    def on_workers(workers: int) -> None:
+        WORKERS_RUNNING.set(workers)
+        if isinstance(limiter, ChatRateLimiter):
+            limiter.share(workers)
+            SEND_BUDGET.set(limiter.per_second or 0)
+
+    return on_workers
 
 
 async def _finish(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:

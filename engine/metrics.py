@@ -18,21 +18,25 @@ from engine.clock import utcnow
 from engine.stores import Stores
 from storage.metrics import (
     REGISTRY,
+    SEND_BUDGET,
     STATE,
     UPDATE_SECONDS,
     UPDATES_PARKED,
     UPDATES_PROCESSED,
     UPDATES_RECEIVED,
+    WORKERS_RUNNING,
     State,
     read_sql_state,
 )
 
 __all__ = [
     "REGISTRY",
+    "SEND_BUDGET",
     "UPDATES_PARKED",
     "UPDATES_PROCESSED",
     "UPDATES_RECEIVED",
     "UPDATE_SECONDS",
+    "WORKERS_RUNNING",
     "Health",
     "refresh_state",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -38,6 +38,16 @@ UPDATES_PROCESSED = Counter(
 )
 UPDATES_PARKED = Counter(
     "memorybot_updates_parked", "Updates parked as dead letters.", registry=REGISTRY
+)
+WORKERS_RUNNING = Gauge(
+    "memorybot_workers_running",
+    "Bot processes whose inbox heartbeat is fresh, as this one saw at its last beat.",
+    registry=REGISTRY,
+)
+SEND_BUDGET = Gauge(
+    "memorybot_send_budget_per_second",
+    "Messages a second this process may send: TELEGRAM_MAX_RATE // workers (0: no limit).",
+    registry=REGISTRY,
 )
 UPDATE_SECONDS = Histogram(
     "memorybot_update_processing_seconds",

@@ -31,11 +31,12 @@ DONE_TIMEOUT_S = 120.0
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, emulator: BotApiEmulator, *, rate: float
+    settings: Settings, emulator: BotApiEmulator, *, rate: float, max_rate: int = 0
 ) -> AsyncIterator[BotUnderTest]:
-    """The bot with ADMIN as admin, broadcasting at `rate`, PTB's own limiter off."""
+    """The bot with ADMIN as admin, broadcasting at `rate`, sending at most `max_rate`
+    messages a second overall (0: the bot's own limiter is off)."""
     variant = settings.model_copy(
-        update={"admin_user_ids": (ADMIN,), "broadcast_rate": rate, "telegram_max_rate": 0}
+        update={"admin_user_ids": (ADMIN,), "broadcast_rate": rate, "telegram_max_rate": max_rate}
     )
     under_test = BotUnderTest(variant, emulator)
     await under_test.start()
@@ -264,6 +265,27 @@ async def test_replies_keep_flowing_during_a_broadcast(
     assert set(received(emulator).values()) == {1}
 
 
+async def test_replies_and_a_broadcast_share_the_bots_budget(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    budget = 12  # TELEGRAM_MAX_RATE: every message of the bot, to any chat, per second
+    async with running(settings, emulator, rate=100, max_rate=budget) as bot:
+        await register(bot, 60)
+        await bot.say(ADMIN, "/start")
+        preview, broadcast_id, before = await start_broadcast(bot, recipients=61)
+        await eventually(lambda: sum(received(emulator).values()) >= 5, "5 deliveries")
+        for n in range(4):  # replies are not starved by the broadcast
+            [saved] = await bot.say(OTHER, f"note number {n} about the garden hose")
+            assert "Saved" in text_of(saved)
+        await wait_done(bot, broadcast_id, "done", preview)
+        during = Counter(emulator.sends_per_second()) - before
+    assert set(received(emulator).values()) == {1}
+    # The limiter's window runs on send times, the emulator counts arrivals per whole
+    # second: a message sent just before a second ends may arrive just after it.
+    busiest = max(during.values())
+    assert busiest <= budget + 2, f"{busiest} messages in one second: {sorted(during.items())}"
+
+
 async def test_a_429_retry_stays_within_the_rate(
     settings: Settings, emulator: BotApiEmulator
 ) -> None:
@@ -281,7 +303,10 @@ async def test_a_429_retry_stays_within_the_rate(
         for stamp, method, params in emulator.calls
         if method.lower() == "sendmessage" and int(params["chat_id"]) >= FIRST_RECIPIENT
     ]
-    [throttled] = [c for c, n in Counter(chat for _, chat in sends).items() if n == 2]
+    per_chat = Counter(chat for _, chat in sends)
+    twice = [c for c, n in per_chat.items() if n == 2]
+    assert len(twice) == 1, f"chats sent to twice: {twice}; {sorted(per_chat.items())}"
+    [throttled] = twice
     refused_at = next(stamp for stamp, chat in sends if chat == throttled)
     retried_at = max(stamp for stamp, chat in sends if chat == throttled)
     window = [stamp for stamp, _ in sends if retried_at - 1.0 < stamp <= retried_at]

@@ -66,3 +66,52 @@ async def test_groups_keep_an_exact_window_and_the_wait_extends_the_deadline() -
         for n in range(4):
             await limiter.process_request(send, (n,), {}, "sendMessage", {"chat_id": -5}, None)
     assert sent == [0, 1, 2, 3]
+
+
+def test_a_share_of_the_budget_per_worker() -> None:
+    limiter = ChatRateLimiter(30)
+    assert limiter.per_second == 30
+    limiter.share(2)
+    assert limiter.per_second == 15
+    limiter.share(4)
+    assert limiter.per_second == 7  # rounded down: together never over 30
+    limiter.share(100)
+    assert limiter.per_second == 1
+    limiter.share(1)
+    assert limiter.per_second == 30
+    unlimited = ChatRateLimiter(0)
+    unlimited.share(3)
+    assert unlimited.per_second is None
+
+
+def test_a_spare_slot_leaves_the_reserve_free() -> None:
+    window = SlidingWindow(6, 1.0)
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        assert window.delay(t, reserve=1) == 0
+        window._times.append(t)
+    assert window.delay(0.5, reserve=1) == 1.0 - 0.5  # 5 of 6 taken: only the reserve is left
+    assert window.delay(0.5) == 0  # a reply may still take it
+    assert window.delay(1.05, reserve=1) == 0  # the first left the window
+
+
+async def test_spare_slots_go_after_the_replies_waiting() -> None:
+    window = SlidingWindow(3, 0.2)
+    order: list[str] = []
+
+    async def reply(name: str) -> None:
+        await window.acquire()
+        order.append(name)
+
+    async def broadcast(name: str) -> None:
+        await window.take_spare(reserve=1)
+        order.append(name)
+
+    await asyncio.gather(broadcast("b1"), broadcast("b2"), broadcast("b3"), reply("r1"))
+    assert order == ["b1", "b2", "r1", "b3"]  # b3 would have eaten the reserve r1 took
+    order.clear()
+    await asyncio.sleep(0.25)  # the window is empty again
+    replies = [asyncio.create_task(reply(f"r{n}")) for n in range(2, 7)]
+    await asyncio.sleep(0)  # r2..r4 sent, r5 waits for a slot (holding the queue), r6 behind
+    await broadcast("b4")
+    await asyncio.gather(*replies)
+    assert order == ["r2", "r3", "r4", "r5", "r6", "b4"]
