@@ -59,7 +59,7 @@ def broadcast_worker(
 
     def pace() -> float:
         """Sends per second the broadcast can reach now (for the ETA)."""
-        share = budget.per_second if budget is not None else None
+        share = budget.spare_per_second if budget is not None else None
         return rate if share is None else min(rate, share)
 
     async def report(progress: BroadcastProgress, final: bool) -> None:

@@ -97,10 +97,21 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         if self._overall is not None:
             self._overall.limit = max(1, self._bot_per_s // max(workers, 1))
 
+    @property
+    def spare_per_second(self) -> int | None:
+        """What `spare_slot` can reach per second (None: no limit)."""
+        if self._overall is None:
+            return None
+        return max(1, self._overall.limit - self._reserve(self._overall))
+
     async def spare_slot(self) -> None:
         """Wait for a send slot that leaves a sixth of the budget to replies (broadcasts)."""
         if self._overall is not None:
-            await self._overall.take_spare(reserve=max(1, self._overall.limit // 6))
+            await self._overall.take_spare(reserve=self._reserve(self._overall))
+
+    @staticmethod
+    def _reserve(window: SlidingWindow) -> int:
+        return max(1, window.limit // 6)
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -113,7 +113,7 @@ class Inbox:
     def _age(value: str, now: datetime) -> timedelta:
         try:
             return now - datetime.fromisoformat(value)
-        except ValueError:  # not a time: long gone
+        except (ValueError, TypeError):  # not a time, or one without a zone: long gone
             return timedelta.max
 
     async def release(self, update_ids: Sequence[int] | None = None) -> None:

@@ -403,6 +403,7 @@ async def test_a_heartbeat_not_renewed_for_long_is_forgotten(stores: Stores, clo
     await killed.renew()
     async with stores.unit_of_work("legacy") as uow:  # the single key of earlier versions
         await uow.kv.set("inbox:heartbeat", clock().isoformat())
+        await uow.kv.set("inbox:heartbeat:naive", clock().replace(tzinfo=None).isoformat())
     clock.advance(LEASE_S * 11)
     assert await living.renew() == 1
     async with stores.reading() as repos:

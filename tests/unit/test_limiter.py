@@ -79,9 +79,11 @@ def test_a_share_of_the_budget_per_worker() -> None:
     assert limiter.per_second == 1
     limiter.share(1)
     assert limiter.per_second == 30
+    assert limiter.spare_per_second == 25  # a sixth stays free for replies
     unlimited = ChatRateLimiter(0)
     unlimited.share(3)
     assert unlimited.per_second is None
+    assert unlimited.spare_per_second is None
 
 
 def test_a_spare_slot_leaves_the_reserve_free() -> None:
