@@ -41,6 +41,7 @@ class SlidingWindow:
         self.period_s = period_s
         self._times: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
+        self._waiting = 0  # callers of `acquire` that have not taken their slot yet
         self.paused_until = 0.0
 
     def delay(self, now: float, *, reserve: int = 0) -> float:
@@ -58,12 +59,16 @@ class SlidingWindow:
         """Take a slot, waiting if needed; returns how long it waited."""
         loop = asyncio.get_running_loop()
         waited = 0.0
-        async with self._lock:  # in order of arrival
-            while (wait := self.delay(loop.time())) > 0:
-                extend_deadline(wait)
-                await asyncio.sleep(wait)
-                waited += wait
-            self._times.append(loop.time())
+        self._waiting += 1
+        try:
+            async with self._lock:  # in order of arrival
+                while (wait := self.delay(loop.time())) > 0:
+                    extend_deadline(wait)
+                    await asyncio.sleep(wait)
+                    waited += wait
+                self._times.append(loop.time())
+        finally:
+            self._waiting -= 1
         return waited
 
     async def take_spare(self, reserve: int) -> None:
@@ -72,7 +77,7 @@ class SlidingWindow:
         loop = asyncio.get_running_loop()
         while True:
             wait = self.delay(loop.time(), reserve=reserve)
-            if wait <= 0 and not self._lock.locked():
+            if wait <= 0 and not self._waiting:
                 self._times.append(loop.time())
                 return
             await asyncio.sleep(wait or SPARE_POLL_S)
