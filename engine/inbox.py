@@ -87,7 +87,7 @@ class Inbox:
             await uow.kv.delete_keys(
                 [k for k, v in beats.items() if self._age(v, now) > self.lease * FORGET_LEASES]
             )
-        return sum(self._age(value, now) < self.lease for value in beats.values())
+        return self._fresh(beats, now)
 
     async def retire(self) -> None:
         """This worker stops: it no longer counts as a running bot."""
@@ -98,8 +98,7 @@ class Inbox:
         """How many bot processes renewed their leases within the last lease period."""
         async with self._stores.reading() as repos:
             beats = await repos.kv.with_prefix(HEARTBEAT_KEY)
-        now = utcnow()
-        return sum(self._age(value, now) < self.lease for value in beats.values())
+        return self._fresh(beats, utcnow())
 
     async def worker_alive(self) -> bool:
         """True if some bot process renewed its leases within the last lease period."""
@@ -108,6 +107,10 @@ class Inbox:
     @property
     def _heartbeat(self) -> str:
         return f"{HEARTBEAT_KEY}:{self.owner}"
+
+    def _fresh(self, beats: dict[str, str], now: datetime) -> int:
+        """How many of `beats` (heartbeat key -> time) are younger than a lease."""
+        return sum(self._age(value, now) < self.lease for value in beats.values())
 
     @staticmethod
     def _age(value: str, now: datetime) -> timedelta:
