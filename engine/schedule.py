@@ -108,7 +108,7 @@ def parse_reminder(payload: str, *, now: datetime, tz: ZoneInfo) -> Schedule:
         raise BadSchedule("Tell me when and what.")
     head = words[0].lower()
     if head in ("every", "daily"):
-        found = _recurring(words)
+        found = _recurring(words, now)
     else:
         found = _relative(payload, now) or _free_form(words, now, tz)
     if found is None:
@@ -129,7 +129,7 @@ def parse_reminder(payload: str, *, now: datetime, tz: ZoneInfo) -> Schedule:
 Found = tuple[datetime, list[str], Recurrence | None]
 
 
-def _recurring(words: list[str]) -> Found | None:
+def _recurring(words: list[str], now: datetime) -> Found | None:
     rest = words[1:] if words[0].lower() == "daily" else words[2:]
     if words[0].lower() == "daily" or (len(words) > 1 and words[1].lower() in ("day", "days")):
         weekday = None
@@ -145,7 +145,7 @@ def _recurring(words: list[str]) -> Found | None:
         if clock is not None:
             at, used = clock, size
             break
-    return datetime.now(UTC), rest[used:], Recurrence(weekday, at)
+    return now, rest[used:], Recurrence(weekday, at)
 
 
 def _clock(text: str) -> time | None:

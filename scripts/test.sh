@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start #2: set up, then run lint, types and every test tier (SQLite and PostgreSQL,
-# embedded and server Chroma, the real model). Extra arguments go to pytest.
+# embedded and server Chroma, the real model), and the `dates` tests once more at each fixed
+# instant of tests/tiers.py. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -12,7 +13,7 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --all-dates "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -29,6 +29,8 @@ from engine.faults import Faults
 from engine.settings import Settings
 from storage.embedder import Embedder, sentence_transformer_encoder
 
+pytest_plugins = ["tests.tiers"]
+
 PG_ADMIN = os.environ.get("MEMORYBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = "audit_log, memories, users, kv, inbox, dead_letters, broadcast_deliveries, broadcasts"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from botapi_emulator import BotApiEmulator
 from engine.settings import Settings
 from tests.e2e.conftest import BotUnderTest
@@ -87,6 +89,7 @@ async def test_forget_all_takes_the_chats_dead_letters_with_it(
         assert (await bot.engine.reads.page(space_id=GROUP)).total == 0
 
 
+@pytest.mark.dates
 async def test_export_counts_against_the_daily_quota(
     settings: Settings, emulator: BotApiEmulator
 ) -> None:

@@ -120,6 +120,7 @@ async def test_undo_forgets_the_saved_memory(bot: BotUnderTest) -> None:
     assert (await bot.engine.index.check(space_id=A)).vector_count == 0
 
 
+@pytest.mark.dates
 async def test_save_with_ttl_expires(bot: BotUnderTest) -> None:
     [saved] = await bot.say(A, "/save 7d renew the parking permit")
     assert "it will be deleted on" in (saved.text or "")
@@ -154,6 +155,7 @@ async def test_photo_caption_is_saved(bot: BotUnderTest) -> None:
     assert await texts(bot, A) == ["receipt for the new bike"]
 
 
+@pytest.mark.dates
 async def test_caption_save_command_applies_ttl(bot: BotUnderTest) -> None:
     before = len(bot.emulator.sent(A))
     bot.emulator.user_photo(A, caption="/save 7d receipt for the new bike")

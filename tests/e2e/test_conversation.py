@@ -74,6 +74,7 @@ async def test_save_alone_asks_then_saves_next_message(bot: BotUnderTest) -> Non
     assert len(await texts(bot, A)) == 2
 
 
+@pytest.mark.dates
 async def test_save_alone_with_ttl_keeps_the_ttl(bot: BotUnderTest) -> None:
     await bot.say(A, "/save 2h")
     [saved] = await bot.say(A, "the parcel arrives this afternoon")

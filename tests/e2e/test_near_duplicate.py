@@ -41,6 +41,7 @@ async def texts(bot: BotUnderTest, space: int) -> list[str]:
     return sorted(m.text for m in (await bot.engine.reads.page(space_id=space)).items)
 
 
+@pytest.mark.dates
 async def test_a_near_duplicate_is_noticed_and_replace_forgets_the_older_one(
     bot: BotUnderTest,
 ) -> None:

@@ -6,10 +6,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.settings import Settings
 from jobs import runs
 from tests.e2e.conftest import BotUnderTest
+
+pytestmark = pytest.mark.dates
 
 USER, OTHER = 9_102, 9_103
 DAILY_LIMIT = "⚠️ You reached your limit of {n} daily operations for today."

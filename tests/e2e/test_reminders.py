@@ -17,6 +17,8 @@ from engine.settings import Settings
 from engine.zones import show
 from tests.e2e.conftest import BotUnderTest
 
+pytestmark = pytest.mark.dates
+
 ANN, BEN, CARL = 31_001, 31_002, 31_003
 FORUM = -1_000_000_310_001
 BUTTONS = ["✅ Done", "💤 1 h", "💤 tomorrow"]
@@ -160,12 +162,15 @@ async def test_snooze_an_hour_and_until_tomorrow(bot: BotUnderTest) -> None:
 
 async def test_reminders_lists_and_cancels(bot: BotUnderTest) -> None:
     await bot.say(ANN, "/timezone Europe/Berlin")
+    # Three days on is always after tomorrow 9:00, whatever the day and hour (not so "monday":
+    # on a Monday before 9:00 Berlin time it came first).
+    weekday = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=3)).strftime("%A")
     await bot.say(ANN, "/remind tomorrow 9:00 call the plumber")
-    await bot.say(ANN, "/remind every monday 9:00 weekly report")
+    await bot.say(ANN, f"/remind every {weekday.lower()} 9:00 weekly report")
     [listing] = await bot.say(ANN, "/reminders")
     text = listing.text or ""
     assert text.index("call the plumber") < text.index("weekly report")
-    assert "Europe/Berlin (every Monday at 09:00)</b> — weekly report" in text
+    assert f"Europe/Berlin (every {weekday} at 09:00)</b> — weekly report" in text
     assert labels(listing) == ["✖ 1", "✖ 2"]
     assert (await bot.press(ANN, listing, 0))["text"] == "Cancelled."
     assert "call the plumber" not in (listing.text or "")

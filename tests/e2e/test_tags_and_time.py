@@ -15,6 +15,8 @@ from engine.settings import Settings
 from storage.models import MemoryRow, UserRow
 from tests.e2e.conftest import BotUnderTest
 
+pytestmark = pytest.mark.dates
+
 A, B = 101, 202
 GROUP = -1_001_000_000_077
 SHORT_ID = re.compile(r"<code>([0-9a-f]{8})</code>")

@@ -20,6 +20,8 @@ from engine.reminders import DONE, SCHEDULED
 from engine.schedule import Recurrence, Schedule
 from storage import migrate
 
+pytestmark = pytest.mark.dates
+
 USER = 5_501
 
 

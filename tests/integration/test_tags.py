@@ -100,6 +100,7 @@ async def test_edit_by_source_replaces_tags(engine: MemoryEngine) -> None:
     assert await tag_rows(engine, saved.memory.id) == ["b"]
 
 
+@pytest.mark.dates
 async def test_forget_forget_all_and_expiry_delete_tag_rows(engine: MemoryEngine) -> None:
     await engine.users.register(user_id=ALICE)
     await engine.users.register(user_id=BOB)
@@ -124,6 +125,7 @@ async def test_forget_forget_all_and_expiry_delete_tag_rows(engine: MemoryEngine
     assert await engine.reads.tags(space_id=BOB) == [("x", 1)]
 
 
+@pytest.mark.dates
 async def test_counts_are_per_space_and_skip_expired(engine: MemoryEngine) -> None:
     await engine.users.register(user_id=ALICE)
     for text in ("#work a", "#work b", "#home c", "#zoo #work d"):

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.app import MemoryEngine
 from engine.clock import utcnow
@@ -20,6 +21,7 @@ from jobs import runs
 from storage.vector_types import VectorRecord
 
 
+@pytest.mark.dates
 async def test_expiry_deletes_from_both_stores(fake_engine: MemoryEngine) -> None:
     await fake_engine.users.register(user_id=1)
     past = utcnow() - timedelta(minutes=1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from engine.app import MemoryEngine
 from engine.clock import utcnow
 
@@ -30,6 +32,7 @@ async def test_recall_sees_only_the_callers_memories(
     assert {h.memory.space_id for h in hits} == {alice}
 
 
+@pytest.mark.dates
 async def test_recall_and_list_hide_expired_memories(
     fake_engine: MemoryEngine, alice: int
 ) -> None:

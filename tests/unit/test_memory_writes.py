@@ -125,6 +125,7 @@ async def test_edit_by_source_follows_the_chat_message(
     assert missing is None
 
 
+@pytest.mark.dates
 async def test_edit_by_source_of_an_expired_memory_changes_nothing(
     fake_engine: MemoryEngine, alice: int
 ) -> None:

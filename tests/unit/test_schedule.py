@@ -13,6 +13,8 @@ from engine.reminders import snooze_time
 from engine.schedule import BadSchedule, Recurrence, parse_reminder
 from engine.zones import UnknownZone, show, zone, zone_named
 
+pytestmark = pytest.mark.dates
+
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 11, 23, 13, 5, tzinfo=UTC)  # Monday 14:05 in Berlin
 

@@ -11,6 +11,8 @@ from engine.query_filter import split_query
 from engine.timefilter import BadTimeRange, TimeRange, parse_time
 from engine.zones import zone
 
+pytestmark = pytest.mark.dates
+
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 BERLIN = zone("Europe/Berlin")  # UTC+1 in November
 UTC_ZONE = zone(None)
