@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Quick start #2: set up, then run lint, types and every test tier (SQLite and PostgreSQL,
 # embedded and server Chroma, the real model), and the `dates` tests once more at each fixed
-# instant of tests/tiers.py. Extra arguments go to pytest.
+# instant of tests/tiers.py.
+#   ./scripts/test.sh            everything (what CI runs)
+#   ./scripts/test.sh --quick    day to day: unit + integration tests not marked slow, SQLite only
+# Extra arguments go to pytest (e.g. `-k name`, a path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tier=full
+if [ "${1:-}" = "--quick" ]; then
+  tier=quick
+  shift
+fi
 ./scripts/setup.sh
 export HF_HUB_OFFLINE=1 ANONYMIZED_TELEMETRY=False
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
@@ -12,8 +20,13 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+if [ "$tier" = quick ]; then
+  selection=(--db sqlite -m "not slow" tests/unit tests/integration)
+else
+  selection=(--all-dates)
+fi
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider --all-dates "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider "${selection[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
