@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Quick start #2: set up, then run lint, types and every test tier (SQLite and PostgreSQL,
 # embedded and server Chroma, the real model), and the `dates` tests once more at each fixed
-# instant of tests/tiers.py.
+# instant of tests/tiers.py, in TEST_WORKERS processes (pytest-xdist; default 4, more than the
+# two cores: most tests wait on subprocesses, sockets and timers).
 #   ./scripts/test.sh            everything (what CI runs)
 #   ./scripts/test.sh --quick    day to day: unit + integration tests not marked slow, SQLite only
-# Extra arguments go to pytest (e.g. `-k name`, a path).
+# Extra arguments go to pytest (e.g. `-n 0` for one process, `-k name`, a path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tier=full
@@ -26,7 +27,8 @@ else
   selection=(--all-dates)
 fi
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "${selection[@]}" "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" --dist loadgroup \
+  "${selection[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

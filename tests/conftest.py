@@ -55,7 +55,10 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     Also exported as MODEL_CACHE_PATH, so the bot and writer subprocesses reuse it.
     """
-    path = tmp_path_factory.mktemp("models")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one export for all workers of this run
+        path = tmp_path_factory.getbasetemp().parent / "models"  # (the export takes a lock)
+    else:
+        path = tmp_path_factory.mktemp("models")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_CACHE_PATH", str(path))
         yield path
