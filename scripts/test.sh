@@ -27,7 +27,7 @@ else
   selection=(--all-dates)
 fi
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" --dist loadgroup \
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" \
   "${selection[@]}" "$@"
 status=$?
 set -e

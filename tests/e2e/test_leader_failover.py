@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from botapi_emulator import BotApiEmulator
+from botapi_emulator import BotApiEmulator, SentMessage
 from engine.settings import Settings
 from tests.e2e.test_broadcast_crash import (
     ADMIN,
@@ -78,6 +78,31 @@ async def polling(launcher: Launcher, process: asyncio.subprocess.Process) -> No
     )
 
 
+async def break_the_lock_at(
+    emulator: BotApiEmulator, settings: Settings, *, copies_sent: int
+) -> tuple[list[int], int]:
+    """End the broadcast leader's lock connection once `copies_sent` copies are recorded;
+    returns the pids ended and the copies sent by then. The emulator itself says when (a
+    test that polled the count could, on a busy machine, look too late: the whole broadcast
+    was once out before it looked)."""
+    reached = asyncio.get_running_loop().create_future()
+    record = emulator.record_sent
+
+    def recording(message: SentMessage) -> None:
+        record(message)
+        done = reached.done() or message.text != TEXT
+        if not done and sum(copies(emulator).values()) >= copies_sent:
+            reached.set_result(None)
+
+    emulator.record_sent = recording  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(reached, 60)
+        ended = await terminate_lock_connection(settings, "broadcast")
+    finally:
+        emulator.record_sent = record  # type: ignore[method-assign]
+    return ended, sum(copies(emulator).values())
+
+
 async def test_breaking_the_leaders_lock_connection_mid_broadcast(
     emulator: BotApiEmulator, launcher: Launcher, pg_settings: Settings
 ) -> None:
@@ -99,9 +124,7 @@ async def test_breaking_the_leaders_lock_connection_mid_broadcast(
         [preview] = await emulator.wait_for(chat_id=ADMIN, count=1, timeout=60)
         assert "this goes to <b>301</b> active users" in (preview.text or ""), preview.text
         emulator.press_button(ADMIN, preview.message_id, button(preview, "bs:"))
-        await wait_until(lambda: sum(copies(emulator).values()) >= 100, 60, "100 copies", first)
-        ended = await terminate_lock_connection(pg_settings, "broadcast")
-        at_break = sum(copies(emulator).values())
+        ended, at_break = await break_the_lock_at(emulator, pg_settings, copies_sent=100)
         assert len(ended) == 1, f"one backend holds the broadcast lock, not {ended}"
         assert at_break < len(everyone), "the break came too late to interrupt the broadcast"
         await wait_until(

@@ -1,6 +1,6 @@
 """A clean install: memorybot without `[dev]` in a fresh venv runs, imports and checks a store.
 
-The venv is built once for this module (torch's CPU build first, as scripts/setup.sh does; any
+The venv is built once per run (torch's CPU build first, as scripts/setup.sh does; any
 other torch pulls CUDA wheels), from a copy of the sources so the checkout gets no `build/`.
 Bytecode is not compiled at install time (`--no-compile`): it saves about a third of the pip
 time, and the modules the tests import are compiled when imported.
@@ -9,6 +9,7 @@ time, and the modules the tests import are compiled when imported.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import pytest
 
 from tests.conftest import PG_ADMIN
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clean_install")]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("probe.py")
@@ -69,18 +70,39 @@ def clean_env(home: Path, **settings: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding torch's CPU build and memorybot (no extras, not editable)."""
-    base = tmp_path_factory.mktemp("clean_install")
+    """A fresh venv holding torch's CPU build and memorybot (no extras, not editable).
+
+    Built once per run: under xdist the workers share it (the first builds it, under a lock,
+    while the others wait), since their tests are handed out to any of them.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = tmp_path_factory.getbasetemp().parent / "clean_install"
+        base.mkdir(exist_ok=True)
+    else:
+        base = tmp_path_factory.mktemp("clean_install")
+    with (base / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        target = base / "venv"
+        if not (base / "built").exists():
+            build_venv(base, target)
+            (base / "built").touch()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def build_venv(base: Path, target: Path) -> None:
+    """Copy the shipped sources into `base`/src and install them into a new venv `target`."""
     source = base / "src"
+    shutil.rmtree(source, ignore_errors=True)  # a build that failed before
+    shutil.rmtree(target, ignore_errors=True)
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in shipped_packages():
         shutil.copytree(ROOT / package, source / package, ignore=ignore)
-    target = base / "venv"
     ensure_ok(run([sys.executable, "-m", "venv", target], timeout=300))
     pip: list[str | Path] = [
         target / "bin" / "python",
@@ -95,7 +117,6 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ensure_ok(run([*pip, "--upgrade", "pip"], timeout=PIP_TIMEOUT_S))
     ensure_ok(run([*pip, TORCH], timeout=PIP_TIMEOUT_S))
     ensure_ok(run([*pip, source], timeout=PIP_TIMEOUT_S, cwd=base))
-    return target
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

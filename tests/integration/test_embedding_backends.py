@@ -25,9 +25,6 @@ from storage.embedder import (
 )
 from storage.onnx_model import MARKER, ensure_onnx_export, export_folder, is_trusted
 
-# One worker runs the module, so that `exported` (a real export) is made once per run.
-pytestmark = pytest.mark.xdist_group("embedding_backends")
-
 MODEL = "all-MiniLM-L6-v2"
 SENTENCES = [
     "I parked the car on level 3, spot B12.",
