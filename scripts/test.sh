@@ -27,7 +27,7 @@ else
   selection=(--all-dates)
 fi
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" \
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" --maxschedchunk 1 \
   "${selection[@]}" "$@"
 status=$?
 set -e
