@@ -2,7 +2,8 @@
 # Quick start #2: set up, then run lint, types and every test tier (SQLite and PostgreSQL,
 # embedded and server Chroma, the real model), and the `dates` tests once more at each fixed
 # instant of tests/tiers.py, in TEST_WORKERS processes (pytest-xdist; default 4, more than the
-# two cores: most tests wait on subprocesses, sockets and timers).
+# two cores: most tests wait on subprocesses, sockets and timers); tests marked `exclusive`
+# (they restart PostgreSQL) run alone afterwards.
 #   ./scripts/test.sh            everything (what CI runs)
 #   ./scripts/test.sh --quick    day to day: unit + integration tests not marked slow, SQLite only
 # Extra arguments go to pytest (e.g. `-n 0` for one process, `-k name`, a path).
@@ -21,16 +22,29 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+workers=${TEST_WORKERS:-4}
+run_pytest() {
+  set +e
+  .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+  status=$?
+  set -e
+}
 if [ "$tier" = quick ]; then
-  selection=(--db sqlite -m "not slow" tests/unit tests/integration)
+  run_pytest -n "$workers" --maxschedchunk 1 --db sqlite -m "not slow" tests/unit \
+    tests/integration "$@"
 else
-  selection=(--all-dates)
+  run_pytest -n "$workers" --maxschedchunk 1 --all-dates -m "not exclusive" "$@"
+  parallel=$status
+  if [ "$parallel" -eq 0 ] || [ "$parallel" -eq 5 ]; then
+    # Tests that restart a shared service (PostgreSQL) run alone, after the rest.
+    run_pytest -n 0 --all-dates -m exclusive "$@"
+    if [ "$status" -eq 5 ] && [ "$parallel" -eq 0 ]; then
+      status=0 # the arguments selected no exclusive test
+    fi
+  else
+    status=$parallel
+  fi
 fi
-set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" --maxschedchunk 1 \
-  "${selection[@]}" "$@"
-status=$?
-set -e
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1

@@ -312,6 +312,9 @@ async def wait_pg_ready() -> None:
         await asyncio.sleep(0.2)
 
 
+# It restarts the PostgreSQL server every test shares: scripts/test.sh runs it alone, after
+# the parallel run (a restart once cut the connections of another worker's test).
+@pytest.mark.exclusive
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_postgres_restarted_under_load(
     emulator: BotApiEmulator, settings: Settings, logs: pytest.LogCaptureFixture
