@@ -42,14 +42,11 @@ def run_tier(clone: Path, tier: str, workers: int, output: Path) -> dict[str, An
             argv, cwd=clone, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink
         )
     wall, cpu = time.monotonic() - start, children_cpu_s() - cpu
-    summary = [
-        line for line in output.read_text().splitlines() if " in " in line and "passed" in line
-    ]
-    counts = (
-        {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|errors?)", summary[-1])}
-        if summary
-        else {}
-    )
+    counts: dict[str, int] = {}  # summed over pytest's summary lines (the full tier has two)
+    for line in output.read_text().splitlines():
+        if " in " in line and ("passed" in line or "failed" in line):
+            for value, key in re.findall(r"(\d+) (passed|failed|errors?)", line):
+                counts[key] = counts.get(key, 0) + int(value)
     log(f"{tier}: exit {done.returncode}, {wall:.0f} s wall, {cpu:.0f} s CPU, {counts}")
     return {"tier": tier, "exit": done.returncode, "wall_s": wall, "cpu_s": cpu, "counts": counts}
 
