@@ -80,11 +80,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """`--db` and `--all-dates` deselect what they leave out; slow tests go first, so that
     several workers (`-n`) never wait for one long test that was handed out last."""
     only = str(config.getoption("--db"))
-    dropped = [item for item in items if _deselected(item, only)]
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (dropped if _deselected(item, only) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not _deselected(item, only)]
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    items[:] = sorted(kept, key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def instant_of(item: pytest.Item) -> datetime:
+    """The instant a `dates` test runs at: its `--all-dates` parameter, else `--test-now`."""
+    raw = _params(item).get("test_instant") or item.config.getoption("--test-now")
+    return instant(str(raw))
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +103,5 @@ def clock_for_dates(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("dates") is None:
         yield
         return
-    raw = _params(request.node).get("test_instant") or request.config.getoption("--test-now")
-    with time_machine.travel(instant(str(raw)), tick=True):
+    with time_machine.travel(instant_of(request.node), tick=True):
         yield

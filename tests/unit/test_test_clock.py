@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 from engine.clock import utcnow
-from tests.tiers import TEST_DATES, instant
+from tests.tiers import TEST_DATES, instant, instant_of
 
 
 @pytest.mark.dates
 async def test_a_dates_test_starts_at_its_instant_and_the_clock_ticks(
     request: pytest.FixtureRequest,
 ) -> None:
-    params = getattr(request.node, "callspec", None)
-    raw = params.params.get("test_instant") if params else None
-    start = instant(str(raw or request.config.getoption("--test-now")))
+    start = instant_of(request.node)
     first = utcnow()
     assert start <= first < start + timedelta(seconds=30)
     assert datetime.now(UTC) - first < timedelta(seconds=30)
