@@ -48,12 +48,14 @@ ENV DATABASE_URL=sqlite+aiosqlite:////data/memorybot.db \
     WEBHOOK_PORT=8443
 
 USER memorybot
-# The ONNX export (what EMBEDDING_BACKEND=onnx runs), made now from the packaged model and
-# checked by encoding one text; at run time the export is found complete and only loaded.
+# The ONNX export (EMBEDDING_BACKEND=onnx) and its int8 model (onnx-int8, what a new index
+# gets), made now from the packaged model and checked by encoding one text; at run time they
+# are found complete and only loaded.
 RUN python -c "from pathlib import Path; \
 from storage.embedder import sentence_transformer_encoder as load; \
-encode = load('all-MiniLM-L6-v2', backend='onnx', cache_path=Path('/opt/memorybot/models')); \
-assert encode(['warm up']).shape == (1, 384)"
+models = Path('/opt/memorybot/models'); \
+encodes = [load('all-MiniLM-L6-v2', backend=b, cache_path=models) for b in ('onnx', 'onnx-int8')]; \
+assert all(encode(['warm up']).shape == (1, 384) for encode in encodes)"
 
 VOLUME ["/data"]
 # 9100: GET /healthz and GET /metrics (METRICS_PORT); 8443: POST /telegram in webhook mode.

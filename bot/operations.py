@@ -20,12 +20,14 @@ async def with_engine(
     work: Callable[[MemoryEngine], Awaitable[int]],
     *,
     model_check: bool = True,
+    rebuild: bool = False,
 ) -> int:
     """Run `work` on an open engine, closing it afterwards; returns the exit status.
 
-    `model_check=False` opens an index built with another embedding model (check, reindex).
+    `model_check=False` opens an index built with another embedding model (check, reindex);
+    `rebuild` embeds with the backend of new indexes (reindex; see `open_stores`).
     """
-    engine = await open_engine(settings, model_check=model_check)
+    engine = await open_engine(settings, model_check=model_check, rebuild=rebuild)
     try:
         return await work(engine)
     finally:
@@ -65,6 +67,11 @@ async def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"this model       {model.current.describe()} ({model.current.backend})")
             if model.mismatch:
                 print("MODEL MISMATCH: run `memorybot reindex` to rebuild with this model")
+            elif model.faster_backend:
+                print(
+                    f"faster backend   {model.faster_backend} is available: "
+                    "`memorybot reindex` moves the index to it"
+                )
             print("DRIFT: run `memorybot repair`" if report.drift else "ok: SQL and Chroma agree")
         return 1 if report.drift or model.mismatch else 0
 
@@ -118,7 +125,7 @@ async def cmd_reindex(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"reindexed {done} memories into generation {engine.index.generation}")
         return 0
 
-    return await with_engine(settings, work, model_check=False)
+    return await with_engine(settings, work, model_check=False, rebuild=True)
 
 
 async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:

@@ -72,6 +72,7 @@ async def open_engine(
     upgrade: bool = True,
     model: ModelIdentity | None = None,
     model_check: bool = True,
+    rebuild: bool = False,
 ) -> MemoryEngine:
     """Open the stores (see `engine.stores.open_stores`) and build the engine on them.
 
@@ -89,6 +90,7 @@ async def open_engine(
         upgrade=upgrade,
         model=model,
         model_check=model_check,
+        rebuild=rebuild,
     )
     log.info(
         "engine open db=%s chroma=%s",

@@ -18,6 +18,7 @@ from engine.consistency import (
 )
 from engine.index_model import MODEL_KEY, ModelStatus, recorded_model
 from engine.memory import vector_record
+from engine.model_follow import follow_model
 from engine.stores import GENERATION_KEY, Stores
 from engine.vector_index import VectorMeta, VectorRef
 from storage.models import utcnow
@@ -201,9 +202,14 @@ class IndexCare:
         return ModelStatus(recorded, self._stores.model)
 
     async def follow_generation(self) -> bool:
-        """Switch to the generation recorded in SQL if another process reindexed (cheap)."""
+        """Switch to the generation recorded in SQL if another process reindexed (cheap);
+        if that rebuild moved the index to another backend, embed with it first."""
         generation = await self._stores.recorded_generation()
         if generation == self._stores.vectors.generation:
             return False
+        async with self._stores.reading() as repos:
+            recorded = await recorded_model(repos.kv, generation)
+        if await follow_model(self._stores, recorded):  # rebuilt with another backend: the
+            await settle_writes(self._stores)  # old one's vectors end in the old generation
         await self._stores.vectors.switch_generation(generation)
         return True

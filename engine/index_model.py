@@ -4,9 +4,13 @@ Vectors of one model mean nothing to another (other dimension, other space), so 
 a different model is refused until `memorybot reindex` rebuilds the index with it. The record
 is the `vector_model` kv entry: name, dimension, backend and the generation it describes.
 
-Only the name and the dimension count: the ONNX backend runs an export of the very same
-weights as torch (tests/integration/test_embedding_backends.py holds their vectors equal), so
-switching backend keeps the index valid; the backend is recorded for the operator's eyes.
+The name, the dimension and the precision count: the ONNX backend runs an export of the very
+same weights as torch (tests/integration/test_embedding_backends.py holds their vectors equal),
+so moving between those two keeps the index valid; the int8 backend (`onnx-int8`) makes other
+vectors, so moving to or from it takes a reindex.
+
+`EMBEDDING_BACKEND=auto` (the default) keeps an index on the backend it was built with, so an
+upgrade never refuses to start; a new index, and `memorybot reindex`, get `NEW_INDEX_BACKEND`.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from typing import Any
 
 from engine.errors import MemoryBotError
 from engine.settings import Settings
-from storage.embedder import KNOWN_NAMES, resolve_model_path
+from storage.embedder import KNOWN_NAMES, Backend, resolve_model_path
 from storage.repositories.records import KeyValueRepository
 
 MODEL_KEY = "vector_model"
+# int8 passed the recall gate (tests/integration/test_int8_model.py): new indexes get it
+NEW_INDEX_BACKEND: Backend = "onnx-int8"
 CANONICAL = "all-MiniLM-L6-v2"
 POOLING_MODES = (
     "pooling_mode_cls_token",
@@ -41,14 +47,24 @@ class ModelIdentity:
     dimension: int | None  # None: not known from the model's files
     backend: str
 
+    @property
+    def precision(self) -> str:
+        """ "int8" for the quantised model, else "fp32" (onnx and torch: the same weights)."""
+        return "int8" if self.backend == "onnx-int8" else "fp32"
+
     def describe(self) -> str:
-        """e.g. `all-MiniLM-L6-v2 (384)`."""
-        return f"{self.name} ({self.dimension or '?'})"
+        """e.g. `all-MiniLM-L6-v2 (384)`, or `all-MiniLM-L6-v2 (384, int8)`."""
+        precision = ", int8" if self.precision == "int8" else ""
+        return f"{self.name} ({self.dimension or '?'}{precision})"
 
     def makes_same_vectors(self, other: ModelIdentity) -> bool:
-        """True when vectors of one are vectors of the other (the backend does not count)."""
+        """True when vectors of one are vectors of the other (onnx or torch does not count)."""
         unknown = self.dimension is None or other.dimension is None
-        return self.name == other.name and (unknown or self.dimension == other.dimension)
+        return (
+            self.name == other.name
+            and (unknown or self.dimension == other.dimension)
+            and self.precision == other.precision
+        )
 
     def record(self, generation: int) -> str:
         """The kv value recording this model for `generation`."""
@@ -66,9 +82,19 @@ class ModelStatus:
     def mismatch(self) -> bool:
         return self.recorded is not None and not self.recorded.makes_same_vectors(self.current)
 
+    @property
+    def faster_backend(self) -> Backend | None:
+        """The backend a reindex would move this index to, when it is faster."""
+        return faster_backend(self.recorded or self.current)
+
     def as_dict(self) -> dict[str, Any]:
         recorded = None if self.recorded is None else self.recorded.__dict__
-        return {"recorded": recorded, "current": self.current.__dict__, "mismatch": self.mismatch}
+        return {
+            "recorded": recorded,
+            "current": self.current.__dict__,
+            "mismatch": self.mismatch,
+            "faster_backend": self.faster_backend,
+        }
 
 
 class IndexModelMismatch(MemoryBotError):
@@ -83,15 +109,40 @@ class IndexModelMismatch(MemoryBotError):
         self.current = current
 
 
+def backend_to_run(
+    settings: Settings, recorded: ModelIdentity | None, *, has_vectors: bool, rebuild: bool
+) -> Backend:
+    """The backend this process runs: the one the settings name, or for `auto` the one the
+    index was built with (`recorded`) — `NEW_INDEX_BACKEND` for a new index or a rebuild.
+
+    An index with vectors but no record predates both the record and int8: it is fp32.
+    """
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend
+    if rebuild:
+        return NEW_INDEX_BACKEND
+    if recorded is not None:
+        return "onnx-int8" if recorded.precision == "int8" else "onnx"
+    return "onnx" if has_vectors else NEW_INDEX_BACKEND
+
+
+def faster_backend(current: ModelIdentity) -> Backend | None:
+    """The backend `memorybot reindex` would move a fp32 index to, if faster (`check`)."""
+    faster = ModelIdentity(current.name, current.dimension, NEW_INDEX_BACKEND)
+    return None if current.precision == faster.precision else NEW_INDEX_BACKEND
+
+
 def model_identity(settings: Settings) -> ModelIdentity:
-    """The model the settings name: canonical name, dimension (from its files), backend."""
+    """The model the settings name: canonical name, dimension (from its files), backend
+    (`auto` read as for a new index; `open_stores` settles it first: see `backend_to_run`)."""
     folder = resolve_model_path(settings.embedding_model)
     name = settings.embedding_model
     if name in KNOWN_NAMES or _same_folder(folder, resolve_model_path(CANONICAL)):
         name = CANONICAL
     elif Path(name).expanduser().is_dir():
         name = folder.resolve().name  # the folder's name: moving it elsewhere changes nothing
-    return ModelIdentity(name, model_dimension(folder), settings.embedding_backend)
+    backend = backend_to_run(settings, None, has_vectors=False, rebuild=False)
+    return ModelIdentity(name, model_dimension(folder), backend)
 
 
 def model_dimension(folder: Path) -> int | None:

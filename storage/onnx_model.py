@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ log = logging.getLogger("memorybot.embedder")
 MARKER = "memorybot-export.json"
 
 
-def export_folder(source: Path, cache_path: Path) -> Path:
-    """Where the ONNX export of the model folder `source` is kept under `cache_path`."""
-    return Path(cache_path).expanduser().resolve() / f"{_model_slug(source)}-onnx"
+def export_folder(source: Path, cache_path: Path, *, variant: str = "onnx") -> Path:
+    """Where the export of the model folder `source` is kept under `cache_path`
+    (`variant`: "onnx" for the fp32 export, "onnx-int8" for its int8 quantisation)."""
+    return Path(cache_path).expanduser().resolve() / f"{_model_slug(source)}-{variant}"
 
 
 def ensure_onnx_export(source: Path, cache_path: Path) -> Path:
@@ -42,8 +43,19 @@ def ensure_onnx_export(source: Path, cache_path: Path) -> Path:
     Returns:
         The export folder, loadable with `SentenceTransformer(folder, backend="onnx")`.
     """
-    target = export_folder(source, cache_path)
-    fingerprint = source_fingerprint(source)
+    return made_once(
+        export_folder(source, cache_path),
+        source_fingerprint(source),
+        lambda into: _export(source, into),
+    )
+
+
+def made_once(target: Path, fingerprint: dict[str, Any], make: Callable[[Path], None]) -> Path:
+    """`target`, made by `make(into)` unless a finished copy of `fingerprint` is there.
+
+    `make` fills a private temp folder beside `target`; the marker is written last and the
+    folder renamed into place only then, under a lock shared by all processes.
+    """
     if is_trusted(target, fingerprint):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +65,7 @@ def ensure_onnx_export(source: Path, cache_path: Path) -> Path:
         _remove_partials(target)
         partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         try:
-            _export(source, partial)
+            make(partial)
             (partial / MARKER).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
             _fsync_tree(partial)
             if target.exists():  # a stale or foreign folder: move it out of the way first
@@ -86,7 +98,8 @@ def source_fingerprint(source: Path) -> dict[str, Any]:
         for path in sorted(source.rglob("*"))
         if path.is_file() and path.suffix in {".json", ".safetensors", ".bin", ".txt"}
     }
-    versions = {name: _version(name) for name in ("sentence-transformers", "optimum-onnx")}
+    exporters = ("sentence-transformers", "optimum-onnx")
+    versions = {name: installed_version(name) for name in exporters}
     return {"source": str(source.resolve()), "files": files, "versions": versions}
 
 
@@ -169,7 +182,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _version(distribution: str) -> str:
+def installed_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

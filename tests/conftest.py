@@ -26,6 +26,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from engine.app import MemoryEngine, open_engine
 from engine.faults import Faults
+from engine.index_model import backend_to_run
 from engine.settings import Settings
 from storage.embedder import Embedder, sentence_transformer_encoder
 
@@ -68,12 +69,12 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def real_encode(model_cache: Path) -> Callable[[list[str]], np.ndarray]:
     """The real all-MiniLM-L6-v2, loaded once per test session.
 
-    It runs on the backend the bot defaults to (ONNX), or the one EMBEDDING_BACKEND names.
+    It runs on the backend a new index gets (int8), or the one EMBEDDING_BACKEND names.
     """
     defaults = Settings(_env_file=None, model_cache_path=model_cache)  # type: ignore[call-arg]
     return sentence_transformer_encoder(
         defaults.embedding_model,
-        backend=defaults.embedding_backend,
+        backend=backend_to_run(defaults, None, has_vectors=False, rebuild=False),
         cache_path=defaults.model_cache_path,
     )
 

@@ -224,5 +224,5 @@ async def test_build_embedder_follows_the_settings(exported: Export) -> None:
 
 
 def test_an_unknown_backend_fails_at_construction() -> None:
-    with pytest.raises(ValueError, match="neither onnx nor torch"):
+    with pytest.raises(ValueError, match="none of onnx-int8, onnx, torch"):
         encoder("tensorflow", Path("unused"))  # type: ignore[arg-type]

@@ -27,10 +27,10 @@ from tests.conftest import fake_encode
 
 USER = 5_501
 NOTES = ["the spare key is under the blue pot", "dentist on friday at nine", "wifi is hunter2"]
-MINILM = ModelIdentity("all-MiniLM-L6-v2", 384, "onnx")
+MINILM = ModelIdentity("all-MiniLM-L6-v2", 384, "onnx-int8")  # a new index gets int8
 OTHER = ModelIdentity("fake-256", 256, "onnx")
 REFUSAL = (
-    "the vector index was built with all-MiniLM-L6-v2 (384); this start uses fake-256 (256) "
+    "the vector index was built with all-MiniLM-L6-v2 (384, int8); this start uses fake-256 (256) "
     "— run `memorybot reindex` to rebuild it"
 )
 
@@ -88,14 +88,18 @@ async def test_another_model_is_refused_until_reindex_rebuilds_with_it(
         await open_engine(settings, embedder=Embedder(fake_encode))
 
 
-async def test_the_backend_does_not_count(settings: Settings) -> None:
-    await with_notes(settings)
+async def test_onnx_or_torch_does_not_count_int8_does(settings: Settings) -> None:
+    fp32 = settings.model_copy(update={"embedding_backend": "onnx"})
+    engine = await open_engine(fp32, embedder=Embedder(fake_encode))
+    await engine.aclose()
     torch = ModelIdentity("all-MiniLM-L6-v2", 384, "torch")
     engine = await open_engine(settings, embedder=Embedder(fake_encode), model=torch)
     try:
         assert not (await engine.index.model_status()).mismatch
     finally:
         await engine.aclose()
+    with pytest.raises(IndexModelMismatch, match=r"\(384\); this start uses .*\(384, int8\)"):
+        await open_engine(settings, embedder=Embedder(fake_encode), model=MINILM)
 
 
 async def test_a_store_without_a_recorded_model_adopts_the_current_one(
@@ -123,7 +127,9 @@ def test_the_identity_comes_from_the_settings_and_the_model_files(tmp_path: Path
     copy.mkdir()
     (copy / "config.json").write_text('{"hidden_size": 768}')
     local = Settings(_env_file=None, embedding_model=str(copy))  # type: ignore[call-arg]
-    assert model_identity(local) == ModelIdentity(copy.name, 768, "onnx")
+    assert model_identity(local) == ModelIdentity(copy.name, 768, "onnx-int8")
+    torch = Settings(_env_file=None, embedding_backend="torch")  # type: ignore[call-arg]
+    assert model_identity(torch) == ModelIdentity("all-MiniLM-L6-v2", 384, "torch")
 
 
 async def test_the_cli_refuses_in_one_line_and_check_reports_the_mismatch(
@@ -160,9 +166,9 @@ async def test_the_cli_refuses_in_one_line_and_check_reports_the_mismatch(
         root.setLevel(level)
     assert exit_refused == 2
     assert refused == (
-        "memorybot: the vector index was built with all-MiniLM-L6-v2 (384); this start uses "
-        "other-minilm (384) — run `memorybot reindex` to rebuild it"
+        "memorybot: the vector index was built with all-MiniLM-L6-v2 (384, int8); this start "
+        "uses other-minilm (384, int8) — run `memorybot reindex` to rebuild it"
     )
     assert exit_check == 1
-    assert "index model      all-MiniLM-L6-v2 (384)" in out
+    assert "index model      all-MiniLM-L6-v2 (384, int8)" in out
     assert "MODEL MISMATCH: run `memorybot reindex`" in out

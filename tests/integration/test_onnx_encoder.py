@@ -16,11 +16,12 @@ import pytest
 
 from storage.embedder import resolve_model_path
 from storage.onnx_encoder import OnnxEncoder, UnsupportedModel
+from storage.onnx_int8 import ensure_int8_export
 from storage.onnx_model import ensure_onnx_export
 from tests.integration.test_embedding_backends import SENTENCES
 
 MODEL = "all-MiniLM-L6-v2"
-HEAVY = ("torch", "transformers", "sentence_transformers")
+HEAVY = ("torch", "transformers", "sentence_transformers", "onnx")  # onnx: the quantiser
 # The bot's start-up path: its modules, an engine on fresh stores, one save and one recall.
 START_UP = textwrap.dedent(
     """
@@ -102,11 +103,12 @@ def test_an_export_that_does_not_average_is_refused(export: Path, tmp_path: Path
         OnnxEncoder(copy)
 
 
-def test_the_bot_process_imports_no_torch(model_cache: Path, tmp_path: Path) -> None:
-    # Exported beforehand, as a bot's earlier start leaves it (a missing export would be made
+@pytest.mark.parametrize("backend", ["onnx", "auto"])  # auto: a new index runs int8
+def test_the_bot_process_imports_no_torch(backend: str, model_cache: Path, tmp_path: Path) -> None:
+    # Made beforehand, as a bot's earlier start leaves them (a missing export would be made
     # by a grandchild process, which this check would not see).
-    ensure_onnx_export(resolve_model_path(MODEL), model_cache)
-    env = {**os.environ, "MODEL_CACHE_PATH": str(model_cache), "EMBEDDING_BACKEND": "onnx"}
+    ensure_int8_export(resolve_model_path(MODEL), model_cache)
+    env = {**os.environ, "MODEL_CACHE_PATH": str(model_cache), "EMBEDDING_BACKEND": backend}
     done = subprocess.run(
         [sys.executable, "-c", START_UP, str(tmp_path)],
         capture_output=True,
