@@ -58,6 +58,7 @@ EXIT_TIMEOUT_S = 60.0
 PHASE_TIMEOUT_S = 900.0
 TARGET_SAVES_PER_S = 300.0
 TARGET_SAVE_P95_MS = 4000.0
+TARGET_RSS_MB = 450  # issue 29: the bot after a burst of saves and recalls, no libtorch
 log = Log("bench.bot")
 
 
@@ -233,12 +234,9 @@ class BotProcess:
 def raw_encode_per_s(n_texts: int, rng: random.Random) -> float:
     """Batched encode rate of the model loaded in this process (one call of n_texts)."""
     from engine.settings import Settings
-    from storage.embedder import sentence_transformer_encoder
+    from engine.stores import model_encoder
 
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
-    encode = sentence_transformer_encoder(
-        defaults.embedding_model, batch_size=defaults.embed_batch_size
-    )
+    encode = model_encoder(Settings(_env_file=None))  # type: ignore[call-arg]
     texts = [make_text(rng) for _ in range(n_texts)]
     encode(texts[:64])  # warm-up: load the model, first-call allocations
     return encode_rate(encode, texts)
@@ -252,7 +250,7 @@ async def run(
     rng: random.Random,
     keep_log: Path | None = None,
     profile: Path | None = None,
-) -> tuple[Phase, Phase, int]:
+) -> tuple[Phase, Phase, int, dict[str, Any]]:
     emulator = TimedEmulator()
     await emulator.start()
     bot = BotProcess(emulator, url, work)
@@ -271,6 +269,7 @@ async def run(
             u: ["/recall " + make_text(rng, QUERIES, "") for _ in range(per_user)] for u in users
         }
         recalls = await burst(emulator, process, "recalls", queries, is_recall)
+        memory = process_memory(process.pid)
         code = await bot.terminate()
     except BaseException:
         log(f"bot log tail:\n{bot.tail()}")
@@ -283,7 +282,19 @@ async def run(
         if keep_log is not None and bot.log_path.exists():
             shutil.copyfile(bot.log_path, keep_log)
     log(f"bot exited with {code} after SIGTERM")
-    return saves, recalls, code
+    return saves, recalls, code, memory
+
+
+def process_memory(pid: int) -> dict[str, Any]:
+    """The bot's RSS now and at its peak (MB), and whether libtorch is mapped in it."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in status if ":" in line)
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {
+        "bot_rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024),
+        "bot_peak_rss_mb": round(int(fields["VmHWM"].split()[0]) / 1024),
+        "libtorch_mapped": "libtorch" in maps,
+    }
 
 
 async def start_profiler(pid: int, out: Path | None) -> asyncio.subprocess.Process:
@@ -370,6 +381,18 @@ def section(result: dict[str, Any], argv: list[str], saves: Phase, raw_texts: in
         Row("recall latency p50", f"{r['recall_p50_ms']} ms"),
         Row("recall latency p95", f"{r['recall_p95_ms']} ms"),
         Row("raw batched encode (bench process)", f"{r['raw_encode_per_s']}/s"),
+        Row(
+            "bot RSS after the bursts (peak)",
+            f"{r['bot_rss_mb']} MB ({r['bot_peak_rss_mb']} MB)",
+            f"≤ {TARGET_RSS_MB} MB",
+            r["bot_rss_mb"] <= TARGET_RSS_MB,
+        ),
+        Row(
+            "libtorch mapped in the bot",
+            "yes" if r["libtorch_mapped"] else "no",
+            "no",
+            not r["libtorch_mapped"],
+        ),
         Row("saves/s ÷ raw encode", f"{r['ratio_to_raw']:.0%}"),
     ]
     facts = [
@@ -385,6 +408,7 @@ def section(result: dict[str, Any], argv: list[str], saves: Phase, raw_texts: in
         "throughput: first message queued → last reply",
         f"raw encode: all-MiniLM-L6-v2 loaded in the bench process, {raw_texts} texts per "
         "batched call (batch size 64), best of before and after the bot run",
+        f"embedding: {r['embedding']} (a fresh index: auto runs onnx-int8)",
         f"bot exit code after SIGTERM: {r['bot_exit_code']}",
     ]
     return Section(
@@ -405,7 +429,7 @@ async def main(args: Any, argv: list[str]) -> tuple[dict[str, Any], Section]:
     with tempfile.TemporaryDirectory(prefix="bench-bot-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         async with scratch_database(args.db, work) as url:
-            saves, recalls, code = await run(
+            saves, recalls, code, memory = await run(
                 users, args.per_user, url, work, rng, args.bot_log, args.profile
             )
     raw_after = raw_encode_per_s(raw_texts, rng)
@@ -425,6 +449,9 @@ async def main(args: Any, argv: list[str]) -> tuple[dict[str, Any], Section]:
         "users": args.users,
         "per_user": args.per_user,
         "bot_exit_code": code,
+        "embedding": f"{os.environ.get('EMBEDDING_BACKEND', 'auto')}, "
+        f"EMBED_THREADS={os.environ.get('EMBED_THREADS', '1')}",
+        **memory,
     }
     for phase in (saves, recalls):
         if phase.unexpected:

@@ -144,15 +144,12 @@ class Floors:
 
 
 def model_encoder(settings: Any) -> Encode:
-    """The blocking encode the engine would build from `settings` (same model and backend)."""
-    from storage.embedder import sentence_transformer_encoder
+    """The blocking encode the engine would build from `settings` (same model, backend and
+    threads; `auto` as for a fresh index)."""
+    from engine.stores import model_encoder as engine_encoder
 
-    return sentence_transformer_encoder(
-        settings.embedding_model,
-        batch_size=settings.embed_batch_size,
-        backend=settings.embedding_backend,
-        cache_path=settings.model_cache_path,
-    )
+    encode: Encode = engine_encoder(settings)
+    return encode
 
 
 def timed_ms(call: Callable[[], object], times: int) -> tuple[float, float]:
@@ -386,8 +383,9 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=url, chroma_path=work / "chroma", chroma_url=None
     )
-    log(f"embedding backend: {settings.embedding_backend}")
     eng = await open_engine(settings)
+    settings = eng.stores.settings  # EMBEDDING_BACKEND=auto settled: what a fresh index runs
+    log(f"embedding backend: {settings.embedding_backend}, {settings.embed_threads} thread(s)")
     try:
         encode: Encode = eng.stores.embedder._encode  # the engine's own model and backend
         texts = [make_text(rng) for _ in range(256 if q else 1024)]

@@ -53,8 +53,8 @@ from bench.common import (
 from bench.engine import make_text
 from engine.app import MemoryEngine, open_engine
 from engine.settings import Settings
+from engine.stores import model_encoder
 from jobs import runs
-from storage.embedder import sentence_transformer_encoder
 from storage.vector_types import VectorRef
 
 TITLE = "Jobs (bench/jobs.py)"
@@ -160,9 +160,7 @@ async def run(args: argparse.Namespace, url: str, work: Path) -> tuple[dict[str,
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=url, chroma_path=work / "chroma", chroma_url=None
     )
-    encode = sentence_transformer_encoder(
-        settings.embedding_model, batch_size=settings.embed_batch_size
-    )
+    encode = model_encoder(settings)  # what the engine on a fresh index runs
     raw_texts = [make_text(rng) for _ in range(256 if args.quick else 1024)]
     encode(raw_texts[:64])  # warm-up: load the model once for the engine and for us
     raw_before = encode_rate(encode, raw_texts)

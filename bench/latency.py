@@ -258,13 +258,15 @@ async def group_flood(
 # ---- the run ---------------------------------------------------------------------------------
 def floors_in_process(work: Path, quick: bool, rng: random.Random) -> tuple[Floors, str]:
     """The save floor with the bot's model and backend, loaded in this process (bot not up)."""
+    from engine.index_model import backend_to_run
     from engine.settings import Settings
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     encode = model_encoder(settings)
     texts = [make_text(rng) for _ in range(256)]
     encode(texts[:64])  # warm-up
-    return measure_floors(encode, texts, work, quick), settings.embedding_backend
+    backend = backend_to_run(settings, None, has_vectors=False, rebuild=False)  # a fresh index
+    return measure_floors(encode, texts, work, quick), backend
 
 
 def model_cache() -> str:

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     # auto: the backend the index was built with; a new index (or a reindex) gets onnx-int8
     embedding_backend: Literal["auto", "onnx-int8", "onnx", "torch"] = "auto"
     model_cache_path: Path = Path("./data/models")
+    embed_threads: int = Field(default=1, ge=0, le=64)  # onnxruntime intra-op; 0: one per core
     admin_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
     max_memory_chars: int = Field(default=4000, ge=1, le=100_000)
     recall_top_k: int = Field(default=5, ge=1, le=50)

@@ -93,6 +93,7 @@ def model_encoder(settings: Settings) -> Encode:
         batch_size=settings.embed_batch_size,
         backend=backend_to_run(settings, None, has_vectors=False, rebuild=False),
         cache_path=settings.model_cache_path,
+        threads=settings.embed_threads,
     )
 
 

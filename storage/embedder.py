@@ -25,7 +25,8 @@ Backend = Literal["onnx-int8", "onnx", "torch"]
 BACKENDS: tuple[Backend, ...] = ("onnx-int8", "onnx", "torch")
 DEFAULT_BACKEND: Backend = "onnx"
 DEFAULT_CACHE_PATH = Path("./data/models")
-_MODELS: dict[tuple[str, str, str], Any] = {}
+DEFAULT_THREADS = 1  # measured against 2 under the bot burst: docs/benchmarks.md
+_MODELS: dict[tuple[str, str, str, int], Any] = {}
 _MODELS_LOCK = threading.Lock()
 PREFETCH_LIMIT = 256
 KNOWN_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -44,7 +45,11 @@ def resolve_model_path(name: str) -> Path:
 
 
 def load_model(
-    name: str, *, backend: Backend = DEFAULT_BACKEND, cache_path: Path = DEFAULT_CACHE_PATH
+    name: str,
+    *,
+    backend: Backend = DEFAULT_BACKEND,
+    cache_path: Path = DEFAULT_CACHE_PATH,
+    threads: int = DEFAULT_THREADS,
 ) -> Any:
     """Load the model once per process, offline, from the installed package.
 
@@ -55,22 +60,23 @@ def load_model(
             torch imported), a child process exporting it into `cache_path` at the first start;
             "onnx-int8" runs that export quantised to int8 (storage/onnx_int8.py).
         cache_path: Where the ONNX exports are kept (unused by the torch backend).
+        threads: onnxruntime's intra-op threads per call (0: one per core; unused by torch).
 
     Returns:
-        The shared model of this (model, backend, export folder).
+        The shared model of this (model, backend, export folder, threads).
     """
     path = resolve_model_path(name)
     folder = None if backend == "torch" else export_folder(path, cache_path, variant=backend)
-    key = (str(path), backend, str(folder))
+    key = (str(path), backend, str(folder), threads)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = _load(path, backend, cache_path)
+            model = _load(path, backend, cache_path, threads)
             _MODELS[key] = model
         return model
 
 
-def _load(path: Path, backend: Backend, cache_path: Path) -> Any:
+def _load(path: Path, backend: Backend, cache_path: Path, threads: int) -> Any:
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(variable, "1")
     if backend == "torch":
@@ -82,6 +88,7 @@ def _load(path: Path, backend: Backend, cache_path: Path) -> Any:
     import onnxruntime  # type: ignore[import-untyped]
 
     options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
     # onnxruntime's threads spin after each call: ~6 ms of CPU per single encode taken from
     # the event loop, SQL and Chroma on a small machine, for ~1 ms less latency.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -97,6 +104,7 @@ def sentence_transformer_encoder(
     batch_size: int = 64,
     backend: Backend = DEFAULT_BACKEND,
     cache_path: Path = DEFAULT_CACHE_PATH,
+    threads: int = DEFAULT_THREADS,
 ) -> Encode:
     """A blocking `encode` returning L2-normalised float32 rows; loads the model on first use.
 
@@ -105,6 +113,7 @@ def sentence_transformer_encoder(
         batch_size: How many texts the model runs at once.
         backend: "onnx-int8", "onnx" or "torch" (see `load_model`).
         cache_path: Where the ONNX export is kept (`MODEL_CACHE_PATH`).
+        threads: onnxruntime's intra-op threads (`EMBED_THREADS`; 0: one per core).
 
     Returns:
         `encode(texts)`: a (len(texts), dim) float32 matrix of unit rows.
@@ -114,7 +123,7 @@ def sentence_transformer_encoder(
         raise ValueError(f"embedding backend {backend!r} is none of {', '.join(BACKENDS)}")
 
     def encode(texts: list[str]) -> np.ndarray:
-        model = load_model(name, backend=backend, cache_path=cache_path)
+        model = load_model(name, backend=backend, cache_path=cache_path, threads=threads)
         if isinstance(model, OnnxEncoder):
             return model.encode(texts, batch_size=batch_size)
         vectors = model.encode(
