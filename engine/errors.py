@@ -22,6 +22,13 @@ class EmptyText(InvalidInput):
         super().__init__("There is nothing to remember: the text is empty.")
 
 
+class NotUnicode(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__(
+            "That text holds a character that is not valid Unicode (a lone surrogate)."
+        )
+
+
 class TextTooLong(InvalidInput):
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(f"That text has {length:,} characters; the limit is {limit:,}.")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import InvalidInput, UnknownUser
-from engine.importing import ImportItem
+from engine.import_json import ImportItem
 from engine.inserts import insert_chunks
 from engine.memory import NewMemory, is_personal
 from engine.quotas import QuotaExceeded, QuotaService

@@ -6,34 +6,14 @@ file is refused as a whole with a reason that names the item (or line) at fault.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-from engine.errors import InvalidInput, MemoryBotError
-from engine.memory import normalise_text
+from engine.import_json import BadImport, ImportItem, clean_text, json_items
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # a bigger file is refused before it is downloaded
 MAX_IMPORT_ITEMS = 5000
 TEXT_SUFFIXES = (".txt", ".md")
-MAX_TAGS = 20
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-
-
-class BadImport(InvalidInput):
-    """The file cannot be imported; the message says why (and where)."""
-
-
-@dataclass(frozen=True)
-class ImportItem:
-    """One memory to import: its text, and what the export said about it."""
-
-    text: str
-    tags: tuple[str, ...] = ()
-    created_at: datetime | None = None
-    expires_at: datetime | None = None
 
 
 def describe_size(size: int) -> str:
@@ -78,7 +58,7 @@ def parse_import(
     name = file_name.lower()
     text = _decode(data)
     if name.endswith(".json"):
-        items = _json_items(text, limit)
+        items = json_items(text, limit)
     elif name.endswith(TEXT_SUFFIXES):
         items = _paragraph_items(text, limit)
     else:
@@ -115,56 +95,6 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
-def _json_items(text: str, limit: int) -> list[ImportItem]:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BadImport(
-            f"That file is not valid JSON (line {error.lineno}, column {error.colno}: "
-            f"{error.msg})."
-        ) from None
-    if isinstance(document, dict) and isinstance(document.get("memories"), list):
-        entries: list[Any] = document["memories"]
-    elif isinstance(document, list):
-        entries = document
-    else:
-        raise BadImport(
-            'That JSON is not an export: I expect {"memories": [{"text": "..."}, ...]}.'
-        )
-    return [_json_item(entry, number, limit) for number, entry in enumerate(entries, 1)]
-
-
-def _json_item(entry: Any, number: int, limit: int) -> ImportItem:
-    where = f"Memory {number} in the file"
-    if isinstance(entry, str):
-        entry = {"text": entry}
-    if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
-        raise BadImport(f'{where} has no "text" string.')
-    tags = entry.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise BadImport(f'{where}: "tags" must be a list of words.')
-    return ImportItem(
-        text=_clean(entry["text"], where, limit),
-        tags=tuple(dict.fromkeys(t.strip().lstrip("#").lower() for t in tags if t.strip()))[
-            :MAX_TAGS
-        ],
-        created_at=_timestamp(entry.get("created_at"), where, "created_at"),
-        expires_at=_timestamp(entry.get("expires_at"), where, "expires_at"),
-    )
-
-
-def _timestamp(value: Any, where: str, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise BadImport(
-            f'{where}: "{name}" is not a date and time ({str(value)[:40]!r}).'
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def _paragraph_items(text: str, limit: int) -> list[ImportItem]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     items = []
@@ -176,15 +106,8 @@ def _paragraph_items(text: str, limit: int) -> list[ImportItem]:
         if chunk.strip():
             first = line + len(chunk) - len(chunk.lstrip("\n"))
             where = f"The paragraph on line {first}"
-            items.append(ImportItem(text=_clean(chunk, where, limit)))
+            items.append(ImportItem(text=clean_text(chunk, where, limit)))
         if match is not None:
             line += text.count("\n", cursor, match.end())
             cursor = match.end()
     return items
-
-
-def _clean(text: str, where: str, limit: int) -> str:
-    try:
-        return normalise_text(text, limit=limit)
-    except MemoryBotError as error:
-        raise BadImport(f"{where}: {error}") from None

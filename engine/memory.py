@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.errors import EmptyText, TextTooLong
+from engine.errors import EmptyText, NotUnicode, TextTooLong
 from storage.models import MemoryRow
 from storage.vector_types import Vector, VectorRecord, VectorRef
 
@@ -86,10 +86,16 @@ class NewMemory:
 
 
 def normalise_text(text: str, *, limit: int) -> str:
-    """Strip, drop NUL characters (PostgreSQL refuses them) and enforce the length limit."""
+    """Strip, drop NUL characters (PostgreSQL refuses them), refuse what is not Unicode (a
+    lone surrogate, from a JSON escape) and enforce the length limit."""
     cleaned = text.replace("\x00", "").strip()
     if not cleaned:
         raise EmptyText()
+    if not cleaned.isascii():
+        try:
+            cleaned.encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotUnicode() from None
     if len(cleaned) > limit:
         raise TextTooLong(len(cleaned), limit)
     return cleaned

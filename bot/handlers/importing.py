@@ -116,10 +116,10 @@ async def import_file(update: Update, context: BotContext) -> None:
     except InvalidInput as error:
         await progress.finish(f"⚠️ {esc(str(error))}")
         return
-    except MemoryBotError:
-        await progress.finish(
-            f"⚠️ The import stopped at {progress.done:,} of {progress.total:,} new memories. "
-            "What was saved stays; send the file again to import the rest."
+    except MemoryBotError:  # a store failed: the update is retried, and the retry imports
+        await progress.finish(  # the rest (what committed is skipped as already here)
+            f"⏸ The import paused at {progress.done:,} of {progress.total:,} new memories: "
+            "the store did not answer. It goes on by itself; what was saved stays."
         )
         raise
     await progress.finish(summary(outcome, name))

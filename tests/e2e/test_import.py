@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.ledger import UpdateLedger
 from botapi_emulator import BotApiEmulator, SentMessage
+from engine.faults import Step
 from engine.importing import MAX_IMPORT_BYTES
 from engine.settings import Settings
 from tests.e2e.conftest import BotUnderTest
@@ -116,6 +118,47 @@ async def test_bad_files_are_refused_with_the_reason_and_nothing_is_written(
     pdf = await send_file(bot, A, "scan.pdf", b"%PDF-1.4")
     assert ".json file that /export sends" in (pdf.text or "")
     assert await texts(bot, A) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"[" * 50_000, "nests lists or objects too deeply"),
+        (b'[{"text": "a", "n": ' + b"7" * 5000 + b"}]", "a number too long to read"),
+        (b'[{"text": "a", "created_at": "0001-01-01T00:00:00+01:00"}]', "is not between 1900"),
+        (b'[{"text": "a", "expires_at": "9999-12-31T23:59:59-05:00"}]', "is not between 1900"),
+        (b'["fine", "hi \\ud800"]', "Memory 2 in the file: That text holds a character"),
+    ],
+    ids=["deep", "long-number", "year-1", "year-9999", "surrogate"],
+)
+async def test_hostile_files_are_refused_whole_without_a_dead_letter(
+    bot: BotUnderTest, content: bytes, reason: str
+) -> None:
+    answer = await send_file(bot, A, "export.json", content)
+    assert reason in (answer.text or "")
+    assert "Nothing was imported" in (answer.text or "")
+    sent = [m.text or "" for m in bot.emulator.sent(A)]
+    assert not [text for text in sent if "Importing" in text or "went wrong" in text], sent
+    assert await UpdateLedger(bot.engine.stores).dead_letters() == []
+    assert await texts(bot, A) == []
+
+
+async def test_an_import_through_a_store_blip_says_it_goes_on_and_does(
+    bot: BotUnderTest,
+) -> None:
+    """The retry finishes what the blip paused: the first message must not tell the user to
+    send the file again (it said so, then the import finished by itself: issue 30)."""
+    notes = [f"imported note number {i}" for i in range(150)]
+    bot.engine.stores.faults.fail(Step.VECTOR_WRITE, times=1)
+    await send_file(bot, A, "notes.json", json.dumps(notes).encode())
+    sent = [m.text or "" for m in bot.emulator.sent(A)]
+    paused = [text for text in sent if text.startswith("⏸ The import paused")]
+    assert len(paused) == 1, sent
+    assert "It goes on by itself" in paused[0]
+    assert sent[-1].startswith("📥 Imported <i>notes.json</i>: added 150 new memories"), sent
+    assert not [text for text in sent if "send the file again" in text]
+    assert len(await texts(bot, A)) == 150
+    assert not (await bot.engine.index.check(space_id=A)).drift
 
 
 async def test_a_file_over_the_limit_is_refused_before_it_is_downloaded(

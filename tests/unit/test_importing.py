@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.importing import BadImport, ImportItem, check_size, parse_import
+from engine.import_json import BadImport, ImportItem
+from engine.importing import check_size, parse_import
 
 LIMIT = 100
 
@@ -66,6 +67,25 @@ def test_paragraphs_of_a_text_file_with_windows_line_ends_and_a_bom() -> None:
         (b"a\n\xff", "n.txt", "not UTF-8 text (a bad byte on line 2)"),
         (b"\n \n", "n.txt", "holds no memories"),
         (b"a", "photo.jpg", "I import the .json file that /export sends"),
+        # hostile files (issue 30): each crashed the handler and ended in a dead letter
+        (b"[" * 50_000, "x.json", "nests lists or objects too deeply"),
+        (b'[{"text": "a", "n": ' + b"9" * 5000 + b"}]", "x.json", "a number too long"),
+        (
+            b'["a", {"text": "b", "created_at": "0001-01-01T00:00:00+01:00"}]',
+            "x.json",
+            'Memory 2 in the file: "created_at" (0001-01-01T00:00:00+01:00) is not between 1900',
+        ),
+        (
+            b'[{"text": "b", "expires_at": "9999-12-31T23:59:59-05:00"}]',
+            "x.json",
+            '"expires_at" (9999-12-31T23:59:59-05:00) is not between 1900 and 2999',
+        ),
+        (b'[{"text": "b", "created_at": "1850-01-01"}]', "x.json", "is not between 1900"),
+        (b'[{"text": "b", "created_at": 1700000000}]', "x.json", '"created_at" is not a date'),
+        (b'["ok", "hi \\ud800"]', "x.json", "Memory 2 in the file: That text holds a character"),
+        (b'[{"text": ["a"]}]', "x.json", 'Memory 1 in the file has no "text" string'),
+        (b'[{"text": "a", "tags": ["x", 3]}]', "x.json", '"tags" must be a list'),
+        (b"[null]", "x.json", 'Memory 1 in the file has no "text" string'),
     ],
 )
 def test_bad_files_are_refused_naming_the_problem(data: bytes, name: str, reason: str) -> None:
