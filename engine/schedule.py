@@ -185,12 +185,24 @@ def _free_form(words: list[str], now: datetime, tz: ZoneInfo) -> Found | None:
     for size in range(longest, 0, -1):
         wall = _wall(" ".join(words[:size]), base)
         if wall is not None:
-            return place(wall, tz), words[size:], None
+            return _placed(wall, base, tz), words[size:], None
     for size in range(longest, 0, -1):
         wall = _wall(" ".join(words[-size:]), base)
         if wall is not None:
-            return place(wall, tz), words[:-size], None
+            return _placed(wall, base, tz), words[:-size], None
     return None
+
+
+def _placed(wall: datetime, base: datetime, tz: ZoneInfo) -> datetime:
+    """`wall` in `tz` as UTC; a wall time at the edge of the calendar (year 1 or 9999) has no
+    UTC instant, and is refused as in the past or too far ahead."""
+    try:
+        return place(wall, tz)
+    except OverflowError:
+        if wall > base:
+            raise BadSchedule("That is more than five years ahead.") from None
+        moment = wall.isoformat(sep=" ", timespec="minutes")
+        raise BadSchedule(f"That time ({moment}) has already passed.") from None
 
 
 def _wall(when: str, base: datetime) -> datetime | None:

@@ -97,6 +97,23 @@ def test_refusals_are_friendly_and_show_examples(text: str, problem: str) -> Non
     assert "/remind tomorrow 9:00" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "zone_name", "problem"),
+    [  # each raised OverflowError (a dead letter) before the horizon check (issue 30)
+        ("9999-12-31 23:00 far future", "America/New_York", "more than five years ahead"),
+        ("0001-01-01 00:30 long ago", "Europe/Berlin", "(0001-01-01 00:30) has already passed"),
+        ("9999-12-31 23:59 end of time", "Pacific/Kiritimati", "more than five years ahead"),
+        ("far future 9999-12-31 23:00", "America/New_York", "more than five years ahead"),
+    ],
+)
+def test_dates_at_the_edges_of_the_calendar_are_refused(
+    text: str, zone_name: str, problem: str
+) -> None:
+    with pytest.raises(BadSchedule) as caught:
+        parse_reminder(text, now=NOW, tz=ZoneInfo(zone_name))
+    assert problem in str(caught.value)
+
+
 def test_the_same_words_mean_the_users_local_time() -> None:
     tokyo = parse_reminder("tomorrow 9:00 x", now=NOW, tz=ZoneInfo("Asia/Tokyo"))
     utc = parse_reminder("tomorrow 9:00 x", now=NOW, tz=ZoneInfo("UTC"))
