@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.clock import utcnow
 from engine.stores import Stores
+from engine.uow import InSameUnit, UnitOfWork
 
 STATE_TIMEOUT = timedelta(minutes=10)
 CACHE_LIMIT = 50_000
@@ -106,19 +107,30 @@ class ConversationStore:
         """Forget what the bot was waiting for from `user_id` in `chat_id`."""
         await self.set(chat_id, user_id, None)
 
-    async def take_confirmation(
+    async def confirmation(
         self, chat_id: int, user_id: int, state: Awaiting, nonce: str
     ) -> Conversation | None:
-        """The pending `state` if its nonce is `nonce`, now cleared; else None (button expired).
+        """The pending `state` if its nonce is `nonce`, else None (the button expired).
 
         Confirmation buttons carry the nonce of the question they answer, so a button under
-        an older question (or a second tap) finds nothing to confirm.
+        an older question (or a second tap) finds nothing to confirm. It is not cleared here:
+        the confirmed action clears it in its own unit of work (`clearing`), so an action
+        that fails is retried with its confirmation still there.
         """
         pending = await self.get(chat_id, user_id)
         if pending is None or pending.state != state or pending.payload.get("nonce") != nonce:
             return None
-        await self.clear(chat_id, user_id)
         return pending
+
+    def clearing(self, chat_id: int, user_id: int) -> InSameUnit:
+        """The step that clears `user_id`'s state in `chat_id` inside an action's unit of work
+        (the cache forgets it now: the next `get` reads what committed)."""
+        self._cache.pop((chat_id, user_id), None)
+
+        async def clear(uow: UnitOfWork) -> None:
+            await uow.conversations.set(chat_id, user_id, None, None)
+
+        return clear
 
 
 class RecallMemo:
@@ -148,10 +160,13 @@ def memo_key(chat_id: int, user_id: int) -> str:
     return f"recall:{chat_id}:{user_id}"
 
 
-async def purge_chat_traces(stores: Stores, chat_id: int) -> None:
-    """Drop what may still hold a chat's texts: its dead letters, recall memos and pending
-    conversation payloads, in one unit of work (after /forget_all of that chat's space)."""
-    async with stores.unit_of_work("purge_chat") as uow:
+def purging_chat_traces(chat_id: int) -> InSameUnit:
+    """The step that drops what may still hold a chat's texts: its dead letters, recall memos
+    and pending conversations (their payloads), inside /forget_all's unit of work."""
+
+    async def purge(uow: UnitOfWork) -> None:
         await uow.dead_letters.purge_chat(chat_id)
         await uow.kv.delete_prefix(f"recall:{chat_id}:")
         await uow.conversations.clear_chat(chat_id)
+
+    return purge

@@ -39,24 +39,27 @@ class Button(StrEnum):
 MEMORY_REF = re.compile(r"[0-9a-f]{4,32}")
 NONCE = re.compile(r"[0-9a-f]{8}")
 MEMORY_PAIR = re.compile(r"[0-9a-f]{32}")  # two 16-hex-digit memory refs: the older, the new
+ROW_ID = re.compile(r"[0-9]{1,10}")  # a reminder's id, at most ROW_ID_MAX (checked on parse)
+ROW_ID_MAX = 2**31 - 1  # a PostgreSQL integer: a bigger forged id would overflow the query
+OWNER_MAX = 2**63 - 1  # a user or chat id: a BIGINT
 ARGUMENT = {  # what each button's argument must look like
     Button.UNDO_SAVE: MEMORY_REF,
     Button.FORGET: MEMORY_REF,
-    Button.RECALL_MORE: re.compile(r"\d{1,4}"),
-    Button.LIST_PAGE: re.compile(r"\d{1,6}"),
+    Button.RECALL_MORE: re.compile(r"[0-9]{1,4}"),
+    Button.LIST_PAGE: re.compile(r"[0-9]{1,6}"),
     Button.CONFIRM_FORGET_ALL: NONCE,
     Button.CANCEL_FORGET_ALL: NONCE,
     Button.SEND_BROADCAST: NONCE,
     Button.CANCEL_BROADCAST: NONCE,
-    Button.REMINDER_DONE: re.compile(r"\d{1,12}"),
-    Button.SNOOZE_HOUR: re.compile(r"\d{1,12}"),
-    Button.SNOOZE_TOMORROW: re.compile(r"\d{1,12}"),
-    Button.CANCEL_REMINDER: re.compile(r"\d{1,12}"),
+    Button.REMINDER_DONE: ROW_ID,
+    Button.SNOOZE_HOUR: ROW_ID,
+    Button.SNOOZE_TOMORROW: ROW_ID,
+    Button.CANCEL_REMINDER: ROW_ID,
     Button.KEEP_BOTH: MEMORY_REF,
     Button.REPLACE_OLD: MEMORY_PAIR,
 }
 CALLBACK = re.compile(
-    "(" + "|".join(re.escape(code) for code in Button) + r"):(-?\d{1,20}):([0-9a-f]{0,32})"
+    "(" + "|".join(re.escape(code) for code in Button) + r"):(-?[0-9]{1,19}):([0-9a-f]{0,32})"
 )
 
 
@@ -79,9 +82,12 @@ def parse_callback(data: str | None) -> Callback | None:
     if match is None:
         return None
     pressed = Button(match.group(1))
-    if not ARGUMENT[pressed].fullmatch(match.group(3)):
+    owner, arg = int(match.group(2)), match.group(3)
+    if not ARGUMENT[pressed].fullmatch(arg) or abs(owner) > OWNER_MAX:
         return None
-    return Callback(pressed, int(match.group(2)), match.group(3))
+    if ARGUMENT[pressed] is ROW_ID and int(arg) > ROW_ID_MAX:
+        return None
+    return Callback(pressed, owner, arg)
 
 
 def button(text: str, pressed: Button, owner: int, arg: str = "") -> InlineKeyboardButton:

@@ -25,6 +25,7 @@ from engine.broadcast_types import (
 )
 from engine.clock import utcnow
 from engine.stores import Stores
+from engine.uow import InSameUnit
 
 
 class BroadcastService:
@@ -45,9 +46,14 @@ class BroadcastService:
         text: str,
         progress_chat_id: int | None = None,
         progress_message_id: int | None = None,
+        also: InSameUnit | None = None,
     ) -> int:
-        """One transaction: the broadcast row and one pending delivery per active user."""
+        """One transaction: the broadcast row and one pending delivery per active user (and
+        `also`, e.g. clearing the confirmation that asked for it: a retry after a failure
+        finds it again, one after the commit finds it gone — never two broadcasts)."""
         async with self._stores.unit_of_work("broadcast") as uow:
+            if also is not None:
+                await also(uow)
             row = await uow.broadcasts.create(
                 author_id=author_id,
                 text=text,

@@ -22,6 +22,7 @@ from engine.memory import (
 from engine.near_duplicates import nearest, with_near_duplicate
 from engine.stores import Stores
 from engine.tags import extract_tags
+from engine.uow import InSameUnit
 from engine.vector_index import VectorRef
 from storage.batching import BatchQueue
 from storage.models import utcnow
@@ -209,8 +210,10 @@ class MemoryWrites:
             await uow.delete_vectors([vector_ref(row)])
         return memory
 
-    async def forget_all(self, *, space_id: int) -> int:
-        """Delete every memory of one space (and only its) from both stores, all or nothing.
+    async def forget_all(self, *, space_id: int, also: InSameUnit | None = None) -> int:
+        """Delete every memory of one space (and only its) from both stores, all or nothing,
+        with `also` (e.g. the chat's traces and the confirmation that asked for this) in the
+        same unit of work: a retry after a failure finds the confirmation again.
 
         Vectors of this space that have no row (orphans) are deleted too, once older than the
         sweep's grace period: a younger one may belong to a save still in flight, which
@@ -226,6 +229,8 @@ class MemoryWrites:
             ids = await uow.memories.ids_in_space(space_id)
             refs = [VectorRef(i, space_id) for i in sorted({*map(str, ids), *stray})]
             await uow.memories.delete(ids)
+            if also is not None:
+                await also(uow)
             await uow.flush()
             await uow.delete_vectors(refs)
         return len(ids)

@@ -204,3 +204,6 @@ class UnitOfWork(Repositories):
         elapsed = f"{(time.perf_counter() - self._started) * 1000:.1f}"
         line = "tx op=%s outcome=%s%s n=%d ids=%s ms=%s%s"
         log.log(level, line, self.op, outcome, note, len(self.ids), shown, elapsed, cause)
+
+
+InSameUnit = Callable[[UnitOfWork], Awaitable[None]]  # more work for an action's own unit of work

@@ -11,7 +11,7 @@ from telegram import Update
 
 from bot.actors import actor_of
 from bot.context import BotContext
-from bot.handlers.common import PRIVATE_ONLY, command_payload, reply, warn
+from bot.handlers.common import PRIVATE_ONLY, command_payload, number_in, reply, warn
 from bot.menus import menus_of
 from bot.replies import esc
 from engine.admin import Role
@@ -89,7 +89,7 @@ async def role_command(update: Update, context: BotContext) -> None:
 async def audit_command(update: Update, context: BotContext) -> None:
     """/audit [n] — the latest audit entries."""
     payload = command_payload(update.effective_message) if update.effective_message else ""
-    count = int(payload) if payload.isdigit() else 10
+    count = number_in(payload) or 10
     entries = await context.services.engine.admin.latest_audit(limit=max(1, min(count, 50)))
     lines = [
         f"{e.at:%m-%d %H:%M} {'✅' if e.success else '⛔'} {esc(e.action)} "

@@ -10,7 +10,7 @@ from bot.actors import actor_of
 from bot.context import BotContext
 from bot.conversations import Awaiting
 from bot.handlers.admin import REFUSAL, admin_only, is_admin
-from bot.handlers.common import EXPIRED, command_payload, pressed, reply
+from bot.handlers.common import EXPIRED, command_payload, number_in, pressed, reply
 from bot.keyboards import Button, Callback, broadcast_keyboard
 from bot.replies import esc, preview
 from engine.admin import Role
@@ -69,21 +69,24 @@ async def broadcast_answered(update: Update, context: BotContext, callback: Call
     if not await _admin_press(update, context):
         await query.answer(REFUSAL)
         return
-    confirmed = await services.conversations.take_confirmation(
-        query.message.chat.id, callback.owner, Awaiting.BROADCAST_CONFIRMATION, callback.arg
+    chat_id = query.message.chat.id
+    confirmed = await services.conversations.confirmation(
+        chat_id, callback.owner, Awaiting.BROADCAST_CONFIRMATION, callback.arg
     )
     if confirmed is None:
         await query.answer(EXPIRED)
         return
     if callback.button == Button.CANCEL_BROADCAST:
+        await services.conversations.clear(chat_id, callback.owner)
         await query.edit_message_text("Broadcast cancelled: nothing was sent.")
         await query.answer("Cancelled")
         return
-    broadcast_id = await services.engine.broadcasts.create(
-        author_id=callback.owner,
+    broadcast_id = await services.engine.broadcasts.create(  # the confirmation is cleared in
+        author_id=callback.owner,  # the same transaction: one broadcast per confirmation
         text=str(confirmed.payload["text"]),
-        progress_chat_id=query.message.chat.id,
+        progress_chat_id=chat_id,
         progress_message_id=query.message.message_id,
+        also=services.conversations.clearing(chat_id, callback.owner),
     )
     await query.edit_message_text(f"📣 Broadcast #{broadcast_id} queued…")
     services.wake_broadcasts()
@@ -122,8 +125,13 @@ async def broadcast_cancel_command(update: Update, context: BotContext) -> None:
     """/broadcast_cancel [id] — stop a running broadcast (the latest if no id)."""
     services = context.services
     payload = command_payload(update.effective_message) if update.effective_message else ""
-    running = await services.engine.broadcasts.ids(status="sending", limit=1)
-    target = int(payload) if payload.isdigit() else (running[0] if running else None)
+    target = number_in(payload)
+    if payload.strip() and target is None:
+        await reply(update, "Usage: /broadcast_cancel [<i>broadcast id</i>] (the latest if none)")
+        return
+    if target is None:
+        running = await services.engine.broadcasts.ids(status="sending", limit=1)
+        target = running[0] if running else None
     if target is None:
         await reply(update, "No broadcast is running.")
         return

@@ -4,6 +4,8 @@ prompts in groups, quiet button answers."""
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from telegram import (
@@ -21,6 +23,8 @@ from telegram.error import BadRequest
 from bot.actors import actor_of, thread_of
 from bot.context import BotContext
 from bot.conversations import Awaiting
+from bot.keyboards import ROW_ID_MAX  # reminders' and broadcasts' ids: PostgreSQL integers
+from bot.logsafe import describe_error
 from bot.replies import esc, split_message
 
 EXPIRED = "This button has expired."
@@ -134,3 +138,22 @@ async def edit_quietly(
     except BadRequest as error:
         if "not modified" not in str(error).lower():
             raise
+
+
+def number_in(text: str, *, high: int = ROW_ID_MAX) -> int | None:
+    """`text` as a whole number from 0 to `high`, or None: ASCII digits only ("²" and "٣"
+    are digits to str.isdigit, but no id), nothing PostgreSQL's integer columns overflow on."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+        return None
+    value = int(text)
+    return value if value <= high else None
+
+
+async def after_the_answer(work: Awaitable[None], what: str) -> None:
+    """Keep a memo of an answer already sent; a store error is logged, never raised: a
+    retry of the update would send the answer twice."""
+    try:
+        await work
+    except Exception as error:
+        logging.getLogger("memorybot.bot").warning("%s not kept: %s", what, describe_error(error))

@@ -17,7 +17,15 @@ from bot.filtering import (
     remember_list,
     tags_text,
 )
-from bot.handlers.common import EXPIRED, command_payload, edit_quietly, pressed, reply, warn
+from bot.handlers.common import (
+    EXPIRED,
+    after_the_answer,
+    command_payload,
+    edit_quietly,
+    pressed,
+    reply,
+    warn,
+)
 from bot.keyboards import Callback, list_keyboard
 from bot.replies import esc, list_text, preview
 from engine.clock import utcnow
@@ -54,7 +62,10 @@ async def list_command(update: Update, context: BotContext) -> None:
     sent = await reply(update, text, keyboard)
     if sent is not None and not parsed.wanted.empty:
         stores = services.engine.stores
-        await remember_list(stores, actor.space_id, actor.id, sent.message_id, query.encode())
+        await after_the_answer(  # when not kept, its page buttons say so
+            remember_list(stores, actor.space_id, actor.id, sent.message_id, query.encode()),
+            "list memo",
+        )
 
 
 async def render_list(

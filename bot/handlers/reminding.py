@@ -138,6 +138,9 @@ async def reminder_pressed(update: Update, context: BotContext, callback: Callba
     reminder = await reminders.get(space_id=space, reminder_id=reminder_id)
     if reminder is None:
         return GONE_NOTE
+    actor = actor_of(update)  # forged data may name someone else's reminder of this chat
+    if reminder.user_id != actor.id and not await context.services.administers(context.bot, actor):
+        return "Only who set it or a group admin can answer it."
     shown = delivery_text(reminder, late=False)
     if callback.button == Button.REMINDER_DONE:
         await reminders.done(space_id=space, reminder_id=reminder_id)

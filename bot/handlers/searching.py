@@ -12,7 +12,7 @@ from telegram import InlineKeyboardMarkup, Update
 
 from bot.actors import actor_of
 from bot.context import BotContext
-from bot.conversations import Awaiting, purge_chat_traces
+from bot.conversations import Awaiting, purging_chat_traces
 from bot.filtering import (
     Asked,
     asked,
@@ -22,6 +22,7 @@ from bot.filtering import (
 from bot.handlers.common import (
     EXPIRED,
     admin_only_here,
+    after_the_answer,
     ask,
     command_payload,
     edit_quietly,
@@ -36,7 +37,6 @@ from bot.keyboards import (
     confirm_keyboard,
     recall_keyboard,
 )
-from bot.logsafe import describe_error
 from bot.replies import recall_text
 from engine.errors import InvalidInput
 
@@ -93,12 +93,10 @@ async def run_recall(update: Update, context: BotContext, question: str) -> None
     sent = await reply(update, text, keyboard)
     if sent is None:
         return
-    try:  # the answer is out: a store error here must not make a retry send it twice
-        await services.recalls.remember(actor.space_id, actor.id, sent.message_id, query.encode())
-    except Exception as error:
-        log.warning(
-            "recall memo not kept (its More button will say so): %s", describe_error(error)
-        )
+    await after_the_answer(  # when not kept, its More button says so
+        services.recalls.remember(actor.space_id, actor.id, sent.message_id, query.encode()),
+        "recall memo",
+    )
 
 
 async def recall_command(update: Update, context: BotContext) -> None:
@@ -169,17 +167,22 @@ async def forget_all_answered(update: Update, context: BotContext, callback: Cal
     actor = actor_of(update)
     if actor.in_group and not await services.administers(context.bot, actor):
         return admin_only_here("forget_all")
-    confirmed = await services.conversations.take_confirmation(
+    conversations = services.conversations
+    confirmed = await conversations.confirmation(
         actor.space_id, callback.owner, Awaiting.FORGET_ALL_CONFIRMATION, callback.arg
     )
     if confirmed is None:
         return EXPIRED
     query = pressed(update)
     if callback.button == Button.CANCEL_FORGET_ALL:
+        await conversations.clear(actor.space_id, callback.owner)
         await query.edit_message_text("Cancelled: nothing was forgotten.")
         return "Cancelled"
-    count = await services.engine.writes.forget_all(space_id=actor.space_id)
-    await purge_chat_traces(services.engine.stores, actor.space_id)
-    services.conversations.let_go(actor.space_id)  # its cached states were just deleted
+    # the chat's traces go, its conversations (this confirmation too) with them, in the same
+    # unit of work: a retry after a failure finds the confirmation and forgets all then
+    conversations.let_go(actor.space_id)  # its cached states are about to be deleted
+    count = await services.engine.writes.forget_all(
+        space_id=actor.space_id, also=purging_chat_traces(actor.space_id)
+    )
     await query.edit_message_text(f"🗑 Forgot all {count} memories.")
     return "Done"

@@ -64,7 +64,9 @@ class UserRepository:
         """Users by numeric id, or by @username (case-insensitive; a stale name may repeat)."""
         name = target.removeprefix("@")
         query = select(UserRow)
-        if name.lstrip("-").isdigit():
+        if name.lstrip("-").isascii() and name.lstrip("-").isdigit():
+            if len(name) > 20 or not -(2**63) <= int(name) < 2**63:  # no such BIGINT
+                return []
             query = query.where(UserRow.id == int(name))
         else:
             query = query.where(func.lower(UserRow.username) == name.lower())

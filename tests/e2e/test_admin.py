@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.ledger import UpdateLedger
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.admin import AuditEntry
 from engine.settings import Settings
@@ -229,6 +230,18 @@ async def test_role_by_username_then_audit_shows_the_change(bot: BotUnderTest) -
     assert "No user @nobody_here has talked to me yet." in text_of(unknown)
     [usage] = await bot.say(ADMIN, f"/role {OTHER} superuser")
     assert text_of(usage).startswith("Usage: /role")
+    # odd input: each ended in an apology and a dead letter before (issue 30)
+    [huge] = await bot.say(ADMIN, "/role 99999999999999999999 admin")
+    assert "No user 99999999999999999999 has talked to me yet." in text_of(huge)
+    [superscript] = await bot.say(ADMIN, "/role ² admin")
+    assert "No user ² has talked to me yet." in text_of(superscript)
+    [odd_audit] = await bot.say(ADMIN, "/audit ²")
+    assert text_of(odd_audit).startswith("🧾 <b>Audit</b>")
+    [odd_cancel] = await bot.say(ADMIN, "/broadcast_cancel ²")
+    assert text_of(odd_cancel).startswith("Usage: /broadcast_cancel")
+    [far_cancel] = await bot.say(ADMIN, "/broadcast_cancel 99999999999")
+    assert text_of(far_cancel).startswith("Usage: /broadcast_cancel")
+    assert await UpdateLedger(bot.engine.stores).dead_letters() == []
 
     entries = [e for e in await bot.engine.admin.latest_audit(limit=50) if e.success]
     changes = [e for e in entries if e.action == "role_change"]

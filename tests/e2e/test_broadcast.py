@@ -12,15 +12,18 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import pytest
 from sqlalchemy import select
 
+from bot.handlers.common import EXPIRED
 from botapi_emulator import BotApiEmulator, SentMessage
 from engine.broadcast_types import BroadcastProgress
 from engine.settings import Settings
 from jobs.delivery import CONCURRENCY
 from storage.models import UserRow
+from storage.repositories.broadcasts import BroadcastRepository
 from tests.e2e.conftest import BotUnderTest
 
 ADMIN, OTHER = 9_201, 9_202
@@ -126,6 +129,40 @@ async def wait_done(
 async def inactive_users(bot: BotUnderTest) -> set[int]:
     async with bot.engine.stores.db.reads() as session:
         return set(await session.scalars(select(UserRow.id).where(~UserRow.is_active)))
+
+
+async def test_send_through_a_store_blip_queues_exactly_one_broadcast(
+    settings: Settings, emulator: BotApiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirmation is cleared in the broadcast's own transaction: a failure rolls both
+    back and the retry sends (it answered "expired" and sent nothing: issue 30); a second
+    press after that finds the confirmation gone: never two broadcasts."""
+    real_create = BroadcastRepository.create
+    failures = [RuntimeError("the database blinked")]
+
+    async def create_once_failing(self: BroadcastRepository, **fields: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real_create(self, **fields)
+
+    monkeypatch.setattr(BroadcastRepository, "create", create_once_failing)
+    async with running(settings, emulator, rate=50) as bot:
+        await register(bot, 3)
+        [preview] = await bot.say(ADMIN, f"/broadcast {TEXT}")
+        markup = preview.reply_markup or {}
+        send = str(markup["inline_keyboard"][0][0]["callback_data"])
+        answer = await bot.press(ADMIN, preview, 0)
+        assert answer["text"] == "Sending"
+        assert not failures, "the first attempt failed"
+        [broadcast_id] = await bot.engine.broadcasts.ids()
+        answered = len(emulator.callback_answers)
+        emulator.press_button(ADMIN, preview.message_id, send, strict=False)  # a second tap
+        for _ in range(200):
+            if len(emulator.callback_answers) > answered:
+                break
+            await asyncio.sleep(0.05)
+        assert emulator.callback_answers[answered]["text"] == EXPIRED
+        assert await bot.engine.broadcasts.ids() == [broadcast_id]
 
 
 # ---- the big one -------------------------------------------------------------------------------

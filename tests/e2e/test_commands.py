@@ -7,11 +7,15 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from bot import filtering
+from bot.handlers import listing
 from botapi_emulator import SentMessage
 from engine.clock import utcnow
+from engine.faults import Step
 from tests.e2e.conftest import BotUnderTest
 
 A, B = 101, 202
@@ -309,6 +313,28 @@ async def test_list_pages_older_and_newer(bot: BotUnderTest) -> None:
     assert re.findall(r"memory number \d+", listed.plain or "") == first
 
 
+async def test_a_filtered_list_is_sent_once_when_its_memo_cannot_be_kept(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list is out before its memo (for the page buttons) is written: a store error
+    there is logged, not retried, or the retry sent the list again (issue 30)."""
+    await seed(bot, A, ["plan the sprint #work", "buy milk #home"])
+    failures = [RuntimeError("the database blinked")]
+    real = filtering.remember_list
+
+    async def remember_once_failing(*args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await real(*args)
+
+    monkeypatch.setattr(listing, "remember_list", remember_once_failing)
+    await bot.say(A, "/list #work")
+    await bot.settled()
+    assert not failures, "the memo's write failed"
+    lists = [m for m in bot.emulator.sent(A) if (m.text or "").startswith("🔎")]
+    assert len(lists) == 1, [m.text for m in lists]
+
+
 async def test_list_when_empty(bot: BotUnderTest) -> None:
     [listed] = await bot.say(A, "/list")
     assert "no memories yet" in (listed.text or "")
@@ -395,6 +421,20 @@ async def test_forget_all_yes_empties_only_that_user(bot: BotUnderTest) -> None:
     assert await texts(bot, B) == ["B keeps this"]
     [found] = await bot.say(B, "/recall keeps")
     assert "B keeps this" in (found.plain or "")
+
+
+async def test_forget_all_confirmed_through_a_store_blip_still_forgets(bot: BotUnderTest) -> None:
+    """The confirmation is cleared in the unit of work that forgets: the blip rolls both back
+    and the retry finds the confirmation (it answered "expired" and forgot nothing: issue 30)."""
+    await seed(bot, A, ["one thing", "another thing"])
+    [prompt] = await bot.say(A, "/forget_all")
+    bot.engine.stores.faults.fail(Step.VECTOR_WRITE, times=1)
+    answer = await bot.press(A, prompt, 0)
+    assert answer["text"] == "Done"
+    assert prompt.text == "🗑 Forgot all 2 memories."
+    assert await texts(bot, A) == []
+    check = await bot.engine.index.check(space_id=A)
+    assert (check.sql_count, check.vector_count) == (0, 0)
 
 
 async def test_forget_all_with_nothing_saved(bot: BotUnderTest) -> None:

@@ -149,6 +149,12 @@ async def test_forged_buttons_expire_and_delete_nothing(bot: BotUnderTest) -> No
         (f"d:{A}:{short_id(theirs)}", EXPIRED),
         (f"x:{A}:{short_id(mine)}", EXPIRED),
         (f"d:{A}:{short_id(mine)}:extra", EXPIRED),
+        # out of range for PostgreSQL's columns: a dead letter there before (issue 30)
+        (f"rd:{A}:999999999999", EXPIRED),
+        (f"rh:{A}:2147483648", EXPIRED),
+        (f"rc:{A}:9999999999", EXPIRED),
+        (f"d:{'9' * 20}:deadbeef", EXPIRED),
+        (f"rd:{A}:2147483647", "This reminder is no longer scheduled."),  # the largest id
     ]
     for data, expected in forged:
         answer = await press_forged(bot, A, mine.message_id, data)

@@ -27,7 +27,7 @@ BUTTONS = ["✅ Done", "💤 1 h", "💤 tomorrow"]
 @pytest.fixture
 async def bot(settings: Settings, emulator: BotApiEmulator) -> AsyncIterator[BotUnderTest]:
     """The bot, with a forum (ANN its creator and admin, BEN a member)."""
-    emulator.create_group(FORUM, title="club", forum=True, members=[BEN], creator=ANN)
+    emulator.create_group(FORUM, title="club", forum=True, members=[BEN, CARL], creator=ANN)
     under_test = BotUnderTest(settings, emulator)
     await under_test.start()
     yield under_test
@@ -74,6 +74,19 @@ async def due_soon(
     return await bot.engine.reminders.create(
         space_id=space or user, user_id=user, schedule=Schedule(due, text), timezone="UTC"
     )
+
+
+async def forged_press(bot: BotUnderTest, user: int, message: SentMessage, data: str) -> str:
+    """Press `data` on `message` though no button carries it (a client can send any data)."""
+    answered = len(bot.emulator.callback_answers)
+    bot.emulator.press_button(
+        user, message.message_id, data, chat_id=message.chat_id, strict=False
+    )
+    for _ in range(200):
+        if len(bot.emulator.callback_answers) > answered:
+            return str(bot.emulator.callback_answers[answered]["text"])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no answer to {data}")
 
 
 async def state(bot: BotUnderTest, space: int, reminder_id: int) -> Reminder:
@@ -211,6 +224,20 @@ async def test_group_reminders_go_to_the_group_topic(bot: BotUnderTest) -> None:
     assert "I'll remind this chat on" in (confirmed.text or "")
     [message] = await wait_delivered(bot, FORUM, "take the bins out")
     assert message.thread_id == topic
+    # another member forging the buttons' data with their own id answers nothing (issue 30)
+    done_data = str(message.reply_markup["inline_keyboard"][0][0]["callback_data"])  # type: ignore[index]
+    reminder_id = int(done_data.rsplit(":", 1)[1])
+    before = await state(bot, FORUM, reminder_id)
+    for _ in range(100):  # the delivery marks it done just after the send
+        if before.status != "sending":
+            break
+        await asyncio.sleep(0.05)
+        before = await state(bot, FORUM, reminder_id)
+    assert before.status == DONE
+    for action in ("rd", "rh", "rt"):
+        answer = await forged_press(bot, CARL, message, f"{action}:{CARL}:{reminder_id}")
+        assert answer == "Only who set it or a group admin can answer it."
+    assert await state(bot, FORUM, reminder_id) == before
     assert await bot.engine.reminders.upcoming(space_id=BEN) == [], "not in BEN's own space"
     await bot.say(BEN, "/remind tomorrow 9:00 water the club plants", chat_id=FORUM)
     [listing] = await bot.say(ANN, "/reminders", chat_id=FORUM)
