@@ -149,16 +149,32 @@ class ReminderOutbox:
         return await self._finish(reminder, owner, values)
 
     async def retry_later(
-        self, reminder: Reminder, *, delay_s: float, owner: str | None = None
+        self,
+        reminder: Reminder,
+        *,
+        delay_s: float,
+        owner: str | None = None,
+        counted: bool = True,
+        now: datetime | None = None,
     ) -> bool:
-        """A send failed for a passing reason: try again after `delay_s` (fail after
-        MAX_ATTEMPTS)."""
-        attempts = reminder.attempts + 1
+        """Try again after `delay_s`. A send that failed for a passing reason is `counted`; a
+        429 (Telegram asking to wait) is not. After MAX_ATTEMPTS counted failures a one-off
+        reminder fails; a recurring one gives this occurrence up and moves to its next."""
+        now = now or utcnow()
+        attempts = reminder.attempts + (1 if counted else 0)
         values: dict[str, Any] = {"attempts": attempts, "owner": None}
-        if attempts >= MAX_ATTEMPTS:
+        if attempts < MAX_ATTEMPTS:
+            values |= {"status": SCHEDULED, "lease_until": now + timedelta(seconds=delay_s)}
+        elif reminder.recurrence is None:
             values |= {"status": FAILED, "lease_until": None}
         else:
-            values |= {"status": SCHEDULED, "lease_until": utcnow() + timedelta(seconds=delay_s)}
+            values |= {
+                "status": SCHEDULED,
+                "lease_until": None,
+                "attempts": 0,
+                "occurrence": reminder.occurrence + 1,
+                "due_at": reminder.recurrence.next_after(now, reminder.zone),
+            }
         return await self._finish(reminder, owner, values)
 
     async def _finish(self, reminder: Reminder, owner: str | None, values: dict[str, Any]) -> bool:

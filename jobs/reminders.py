@@ -3,8 +3,10 @@
 It sleeps until the soonest reminder is due (at most POLL_S at a time) or until a reminder is
 created or moved. Each chat's reminders go out in order at most one per CHAT_GAP_S (Telegram's
 per-chat pace), chats in parallel; the bot's own rate limiter keeps the overall rate. A chat
-that blocked the bot fails its reminder for good (no retries); other errors are retried with
-backoff a few times. Claims are renewed while a batch is being sent.
+that blocked the bot fails its reminder for good (no retries); a 429 waits as told (no
+attempt counted); other errors are retried with backoff a few times, then a one-off reminder
+fails and a recurring one moves to its next time. Claims are renewed while a batch is being
+sent, and a sent reminder's mark is retried, never its send.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ POLL_S = 1.0
 BATCH = 200
 LANES = 32
 CHAT_GAP_S = 1.0
+MARK_RETRY_S = (0.1, 0.3, 1.0, 2.0, 5.0, 10.0)  # a sent reminder's mark, retried ~18 s
 # Sends one reminder (late: more than a minute after it was due); returns the message id.
 SendReminder = Callable[[Reminder, bool], Awaitable[int | None]]
 __all__ = ["Blocked", "ReminderWorker", "RetryLater", "SendReminder"]
@@ -104,17 +107,36 @@ class ReminderWorker:
             log.info("reminder %s: chat %s is gone or blocked us", reminder.id, reminder.space_id)
             await self.outbox.mark_failed(reminder)
             return
-        except RetryLater as error:
-            await self.outbox.retry_later(reminder, delay_s=error.seconds)
+        except RetryLater as error:  # not a failure: Telegram said how long to wait
+            await self.outbox.retry_later(reminder, delay_s=error.seconds, counted=False)
             return
         except Exception as error:
             log.warning("reminder %s send failed: %s", reminder.id, type(error).__name__)
             await self.outbox.retry_later(reminder, delay_s=min(300.0, 5.0 * 2**reminder.attempts))
             return
-        if await self.outbox.mark_sent(reminder, message_id=message_id):  # at once: see module
+        if await self._mark_sent(reminder, message_id):
             self.sent += 1
         else:
             log.warning("reminder %s: claim lost before its mark", reminder.id)
+
+    async def _mark_sent(self, reminder: Reminder, message_id: int | None) -> bool:
+        """Mark what Telegram accepted, retrying a failed mark while the batch's lease is
+        renewed: the message is out, so it is never sent again for a store blip (only a
+        process that dies here leaves it to the lease, the README's window)."""
+        for delay in (*MARK_RETRY_S, None):
+            try:
+                return await self.outbox.mark_sent(reminder, message_id=message_id)
+            except Exception as error:
+                if delay is None:
+                    raise
+                log.warning(
+                    "reminder %s sent, its mark failed (%s): retrying in %.1fs",
+                    reminder.id,
+                    type(error).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _renew(self) -> None:
         while True:

@@ -16,8 +16,11 @@ from sqlalchemy.engine import Connection
 from engine.app import MemoryEngine
 from engine.errors import VectorWriteFailed
 from engine.faults import Faults, Step
+from engine.reminder_outbox import MAX_ATTEMPTS, Reminder
 from engine.reminders import DONE, SCHEDULED
 from engine.schedule import Recurrence, Schedule
+from jobs import reminders as jobs_reminders
+from jobs.reminders import ReminderWorker
 from storage import migrate
 
 pytestmark = pytest.mark.dates
@@ -155,6 +158,72 @@ async def test_retry_backoff_and_blocked_chat(engine: MemoryEngine, user: int) -
     assert await outbox.mark_failed(again)
     assert await outbox.claim_due(now=now + timedelta(days=9)) == []
     assert await engine.reminders.upcoming(space_id=user) == []
+
+
+async def test_a_429_is_no_attempt_and_a_recurring_reminder_outlives_its_failures(
+    engine: MemoryEngine, user: int
+) -> None:
+    """Issue 30: 429s were counted as attempts, and a recurring reminder that failed
+    MAX_ATTEMPTS times was FAILED for good instead of moving to its next occurrence."""
+    outbox = engine.reminders.outbox
+    every_day = Recurrence(None, datetime(2026, 1, 1, 8, 0).time())
+    first = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    await engine.reminders.create(
+        space_id=user, user_id=user, schedule=at(first, "vitamins", every_day), timezone="UTC"
+    )
+    now = first
+    [claimed] = await outbox.claim_due(now=now)
+    assert await outbox.retry_later(claimed, delay_s=3, counted=False, now=now)
+    now += timedelta(seconds=4)
+    [claimed] = await outbox.claim_due(now=now)
+    assert claimed.attempts == 0, "a 429 is not a failure"
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert await outbox.retry_later(claimed, delay_s=1, now=now)
+        now += timedelta(seconds=2)
+        due = await outbox.claim_due(now=now)
+        if attempt < MAX_ATTEMPTS:
+            [claimed] = due
+            assert claimed.attempts == attempt
+    assert due == [], "the occurrence was given up"
+    [next_one] = await engine.reminders.upcoming(space_id=user)
+    assert (next_one.due_at, next_one.occurrence, next_one.status, next_one.attempts) == (
+        first + timedelta(days=1),
+        1,
+        SCHEDULED,
+        0,
+    )
+
+
+async def test_a_sent_reminder_is_marked_through_a_store_blip_never_sent_again(
+    engine: MemoryEngine, user: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox = engine.reminders.outbox
+    reminder_id = await remind(engine, datetime.now(UTC) - timedelta(seconds=1))
+    sends: list[int] = []
+
+    async def send(reminder: Reminder, late: bool) -> int:
+        sends.append(reminder.id)
+        return 1_000 + len(sends)
+
+    real_mark = outbox.mark_sent
+    blips = [RuntimeError("database is locked"), RuntimeError("connection reset")]
+
+    async def mark_blipping(reminder: Reminder, **options: Any) -> bool:
+        if blips:
+            raise blips.pop()
+        return await real_mark(reminder, **options)
+
+    monkeypatch.setattr(outbox, "mark_sent", mark_blipping)
+    monkeypatch.setattr(jobs_reminders, "MARK_RETRY_S", (0.01, 0.01, 0.01))
+    worker = ReminderWorker(outbox=outbox, send=send)
+    assert await worker.deliver_due() == 1
+    assert blips == [], "the mark failed twice"
+    assert len(sends) == 1
+    assert worker.sent == 1
+    assert await outbox.claim_due(now=datetime.now(UTC) + timedelta(days=1)) == []
+    done = await engine.reminders.get(space_id=user, reminder_id=reminder_id)
+    assert done is not None
+    assert (done.status, done.occurrence) == (DONE, 1)
 
 
 async def test_snooze_done_and_cancel(engine: MemoryEngine, user: int) -> None:
