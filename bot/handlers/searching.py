@@ -5,7 +5,6 @@ Everything acts on the space of the chat the command was sent (or the button pre
 
 from __future__ import annotations
 
-import logging
 import secrets
 
 from telegram import InlineKeyboardMarkup, Update
@@ -40,7 +39,6 @@ from bot.keyboards import (
 from bot.replies import recall_text
 from engine.errors import InvalidInput
 
-log = logging.getLogger("memorybot.recall")
 PAGE = 5
 MAX_RESULTS = 50
 RECALL_PROMPT = "What are you looking for? Reply to this message with your question."
