@@ -10,7 +10,9 @@ so moving between those two keeps the index valid; the int8 backend (`onnx-int8`
 vectors, so moving to or from it takes a reindex.
 
 `EMBEDDING_BACKEND=auto` (the default) keeps an index on the backend it was built with, so an
-upgrade never refuses to start; a new index, and `memorybot reindex`, get `NEW_INDEX_BACKEND`.
+upgrade never refuses to start; a new index, and `memorybot reindex`, get `NEW_INDEX_BACKEND`
+if the model is the one int8 was measured on (all-MiniLM-L6-v2), else fp32 (`onnx`): another
+model's int8 quality is unknown.
 """
 
 from __future__ import annotations
@@ -119,30 +121,38 @@ def backend_to_run(
     """
     if settings.embedding_backend != "auto":
         return settings.embedding_backend
-    if rebuild:
-        return NEW_INDEX_BACKEND
-    if recorded is not None:
+    if recorded is not None and not rebuild:
         return "onnx-int8" if recorded.precision == "int8" else "onnx"
-    return "onnx" if has_vectors else NEW_INDEX_BACKEND
+    if has_vectors and not rebuild:
+        return "onnx"
+    return NEW_INDEX_BACKEND if canonical_name(settings) == CANONICAL else "onnx"
 
 
 def faster_backend(current: ModelIdentity) -> Backend | None:
-    """The backend `memorybot reindex` would move a fp32 index to, if faster (`check`)."""
-    faster = ModelIdentity(current.name, current.dimension, NEW_INDEX_BACKEND)
-    return None if current.precision == faster.precision else NEW_INDEX_BACKEND
+    """The backend `memorybot reindex` would move a fp32 index of the measured model to
+    (`check` says so); None when it runs int8 already, or is another model."""
+    if current.name != CANONICAL or current.precision == "int8":
+        return None
+    return NEW_INDEX_BACKEND
+
+
+def canonical_name(settings: Settings) -> str:
+    """The model's name: all-MiniLM-L6-v2 however the settings name it, a folder's own name."""
+    folder = resolve_model_path(settings.embedding_model)
+    name = settings.embedding_model
+    if name in KNOWN_NAMES or _same_folder(folder, resolve_model_path(CANONICAL)):
+        return CANONICAL
+    if Path(name).expanduser().is_dir():
+        return folder.resolve().name  # the folder's name: moving it elsewhere changes nothing
+    return name
 
 
 def model_identity(settings: Settings) -> ModelIdentity:
     """The model the settings name: canonical name, dimension (from its files), backend
     (`auto` read as for a new index; `open_stores` settles it first: see `backend_to_run`)."""
     folder = resolve_model_path(settings.embedding_model)
-    name = settings.embedding_model
-    if name in KNOWN_NAMES or _same_folder(folder, resolve_model_path(CANONICAL)):
-        name = CANONICAL
-    elif Path(name).expanduser().is_dir():
-        name = folder.resolve().name  # the folder's name: moving it elsewhere changes nothing
     backend = backend_to_run(settings, None, has_vectors=False, rebuild=False)
-    return ModelIdentity(name, model_dimension(folder), backend)
+    return ModelIdentity(canonical_name(settings), model_dimension(folder), backend)
 
 
 def model_dimension(folder: Path) -> int | None:

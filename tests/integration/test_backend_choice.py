@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from bot.cli import main
 from engine.app import MemoryEngine, open_engine
 from engine.index_model import MODEL_KEY, NEW_INDEX_BACKEND, IndexModelMismatch
 from engine.settings import Settings
-from storage.embedder import Embedder
+from storage.embedder import Embedder, resolve_model_path
 from tests.conftest import fake_encode
 
 USER = 5_601
@@ -49,6 +50,20 @@ async def test_a_new_index_gets_int8(settings: Settings) -> None:
     try:
         assert backend_of(engine) == NEW_INDEX_BACKEND == "onnx-int8"
         assert (await engine.index.model_status()).recorded == engine.stores.model
+    finally:
+        await engine.aclose()
+
+
+async def test_another_models_new_index_stays_fp32(settings: Settings, tmp_path: Path) -> None:
+    """int8 passed its quality gate on all-MiniLM-L6-v2 only."""
+    other = tmp_path / "other-minilm"  # the same files under another model's name
+    other.mkdir()
+    for item in resolve_model_path("all-MiniLM-L6-v2").iterdir():
+        (other / item.name).symlink_to(item)
+    engine = await opened(settings.model_copy(update={"embedding_model": str(other)}))
+    try:
+        assert backend_of(engine) == "onnx"
+        assert (await engine.index.model_status()).faster_backend is None
     finally:
         await engine.aclose()
 
