@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -10,6 +11,8 @@ from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ConversationRow, UserRow, utcnow
+
+NUMERIC_ID = re.compile(r"-?[0-9]{1,20}")  # a user id as typed (a name never is all digits)
 
 
 class UserRepository:
@@ -64,8 +67,8 @@ class UserRepository:
         """Users by numeric id, or by @username (case-insensitive; a stale name may repeat)."""
         name = target.removeprefix("@")
         query = select(UserRow)
-        if name.lstrip("-").isascii() and name.lstrip("-").isdigit():
-            if len(name) > 20 or not -(2**63) <= int(name) < 2**63:  # no such BIGINT
+        if NUMERIC_ID.fullmatch(name):  # ASCII digits: "²" is a digit to str.isdigit only
+            if not -(2**63) <= int(name) < 2**63:  # no such BIGINT (it would overflow)
                 return []
             query = query.where(UserRow.id == int(name))
         else:

@@ -235,6 +235,8 @@ async def test_role_by_username_then_audit_shows_the_change(bot: BotUnderTest) -
     assert "No user 99999999999999999999 has talked to me yet." in text_of(huge)
     [superscript] = await bot.say(ADMIN, "/role ² admin")
     assert "No user ² has talked to me yet." in text_of(superscript)
+    [dashes] = await bot.say(ADMIN, "/role --5 admin")  # int("--5") raised
+    assert "No user --5 has talked to me yet." in text_of(dashes)
     [odd_audit] = await bot.say(ADMIN, "/audit ²")
     assert text_of(odd_audit).startswith("🧾 <b>Audit</b>")
     [odd_cancel] = await bot.say(ADMIN, "/broadcast_cancel ²")
