@@ -14,7 +14,6 @@ own process only ever loads the finished file.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from storage.onnx_model import (
     export_folder,
     installed_version,
     made_once,
+    run_in_child,
     source_fingerprint,
 )
 
@@ -53,14 +53,7 @@ def ensure_int8_export(source: Path, cache_path: Path) -> Path:
 
 def _quantise(fp32: Path, into: Path) -> None:
     """Run `quantise_here` in a child process (it imports onnx; the bot never does)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "storage.onnx_int8", str(fp32), str(into)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the int8 quantisation of {fp32} failed:\n{done.stderr[-3000:]}")
+    run_in_child("storage.onnx_int8", fp32, into, what=f"the int8 quantisation of {fp32}")
 
 
 def quantise_here(fp32: Path, into: Path) -> None:

@@ -107,14 +107,20 @@ def _export(source: Path, into: Path) -> None:
     """Export `source` to ONNX into `into`, in a child process: the export needs torch and
     sentence-transformers, which the bot's own process never imports (~700 MB)."""
     log.info("exporting the embedding model to ONNX in %s (first start only)", into.parent)
+    run_in_child("storage.onnx_model", source, into, what=f"the ONNX export of {source}")
+
+
+def run_in_child(module: str, source: Path, into: Path, *, what: str) -> None:
+    """`python -m module SOURCE INTO` in a child process; RuntimeError naming `what` (with the
+    end of its stderr) if it fails. What needs torch or onnx runs there, never in the bot."""
     done = subprocess.run(
-        [sys.executable, "-m", "storage.onnx_model", str(source), str(into)],
+        [sys.executable, "-m", module, str(source), str(into)],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"the ONNX export of {source} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
 
 
 def export_here(source: Path, into: Path) -> None:
