@@ -36,6 +36,7 @@ from bot.handlers.searching import forget_all_command, recall_command
 from bot.limiter import ChatRateLimiter
 from bot.logsafe import log_failure
 from bot.menus import menus_of
+from bot.migration import chat_migrated, follow_in_background
 from bot.services import KEY, BotServices
 from engine.app import MemoryEngine
 from engine.settings import Settings
@@ -106,7 +107,8 @@ def build_application(
         .job_queue(None)  # jobs run in APScheduler under the leader lock (jobs/)
         .build()
     )
-    app.bot_data[KEY] = BotServices.create(engine)
+    services = app.bot_data[KEY] = BotServices.create(engine)
+    limiter.on_migrated = lambda old, new: follow_in_background(services, old, new)
     commands = {
         "start": start,
         "help": help_command,
@@ -132,6 +134,7 @@ def build_application(
         "broadcast_status": broadcast_status_command,
         "broadcast_cancel": broadcast_cancel_command,
     }
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated), group=-2)
     app.add_handler(TypeHandler(Update, gate), group=-1)
     for name, handler in commands.items():
         app.add_handler(CommandHandler(name, handler, filters=NEW))

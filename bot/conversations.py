@@ -170,3 +170,13 @@ def purging_chat_traces(chat_id: int) -> InSameUnit:
         await uow.conversations.clear_chat(chat_id)
 
     return purge
+
+
+def moving_chat_traces(old: int, new: int) -> InSameUnit:
+    """The step that moves a chat's pending conversations, recall and list memos and dead
+    letters to the chat's new id (a group upgraded to a supergroup), inside the space's move."""
+
+    async def move(uow: UnitOfWork) -> None:
+        await uow.spaces.move_chat(old=old, new=new, memo_prefix="recall:")
+
+    return move

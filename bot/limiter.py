@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import ChatMigrated, RetryAfter
 from telegram.ext import BaseRateLimiter
 
 from bot.deadline import extend_deadline
@@ -30,6 +30,9 @@ GROUP_PER_MINUTE = 20
 # keeps the 21st message from arriving 59.9 s after the first (the bench saw that 429).
 GROUP_PERIOD_S = 61.0
 MAX_RETRIES = 3
+# What a send to an upgraded group keeps when it follows to the supergroup: a reply to a
+# message or a topic of the old chat means nothing in the new one.
+OLD_CHAT_ONLY = ("reply_parameters", "reply_to_message_id", "message_thread_id")
 SPARE_POLL_S = 0.02  # a low-priority sender looks again this often while others wait
 
 
@@ -91,6 +94,8 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         self._overall = SlidingWindow(overall_per_s, 1.0) if overall_per_s > 0 else None
         self._group_per_minute = group_per_minute
         self._chats: dict[int | str, SlidingWindow] = {}
+        # Told (old chat id, new chat id) when a send met an upgraded group (see bot.migration).
+        self.on_migrated: Callable[[int, int], None] = lambda old, new: None
 
     @property
     def per_second(self) -> int | None:
@@ -143,7 +148,8 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> JSON:
-        """Send once the chat's and the overall windows allow; retry a 429 after its pause."""
+        """Send once the chat's and the overall windows allow; retry a 429 after its pause; a
+        send to a group upgraded to a supergroup goes to the supergroup instead."""
         chat_id = _chat_of(data)
         window = self._window(chat_id) if chat_id is not None else None
         for attempt in range(MAX_RETRIES + 1):
@@ -153,6 +159,18 @@ class ChatRateLimiter(BaseRateLimiter[int]):
                 await self._overall.acquire()
             try:
                 return await callback(*args, **kwargs)
+            except ChatMigrated as error:
+                if not isinstance(chat_id, int) or chat_id == error.new_chat_id:
+                    raise
+                self.on_migrated(chat_id, error.new_chat_id)
+                if not endpoint.startswith("send") or attempt == MAX_RETRIES:
+                    raise  # an edit or a delete names a message of the old chat
+                new = error.new_chat_id
+                log.info("chat=%s was upgraded: %s goes to %s", chat_id, endpoint, new)
+                for key in OLD_CHAT_ONLY:
+                    data.pop(key, None)
+                chat_id = data["chat_id"] = error.new_chat_id
+                window = self._window(chat_id)
             except RetryAfter as error:
                 if attempt == MAX_RETRIES:
                     raise

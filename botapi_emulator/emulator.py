@@ -42,6 +42,7 @@ class BotApiEmulator:
         self.unblock = self.state.faults.unblock
         self.create_group = self.groups.create_group
         self.create_channel = self.groups.create_channel
+        self.upgrade_group = self.groups.upgrade_group
         self.create_topic = self.groups.create_topic
         self.add_member = self.groups.add_member
         self.remove_member = self.groups.remove_member

@@ -44,6 +44,39 @@ class GroupSetup:
         )
         self._know(*admin_ids, *member_ids, *([] if creator is None else [creator]))
 
+    def upgrade_group(
+        self,
+        chat_id: int,
+        new_chat_id: int,
+        *,
+        by: int | None = None,
+        notices: Iterable[str] = ("to", "from"),
+    ) -> list[int]:
+        """Upgrade a basic group to a supergroup with id `new_chat_id` (-100…), as Telegram does
+        when a group is made public, gets topics or grows: the same people move over, sends to
+        the old id answer 400 with `migrate_to_chat_id`, and the two service messages are
+        queued (a `migrate_to_chat_id` message in the old group, a `migrate_from_chat_id` one in
+        the new supergroup) in the order `notices` names them ("to", "from"; repeat one to
+        redeliver it, leave one out to lose it). Returns their update ids.
+
+        by: who upgraded it (default the creator).
+        """
+        group = self._state.chats.upgrade(chat_id, new_chat_id)
+        author = self._state.user(by if by is not None else group.creator or 0)
+        old_chat = self._state.chats.require(chat_id).chat_object()
+        update_ids = []
+        for notice in notices:
+            where, field, value = (
+                (chat_id, "migrate_to_chat_id", new_chat_id)
+                if notice == "to"
+                else (new_chat_id, "migrate_from_chat_id", chat_id)
+            )
+            chat = old_chat if where == chat_id else group.chat_object()
+            message = {"message_id": self._state.next_message_id(where), "from": author}
+            message |= {"chat": chat, "date": int(time.time()), field: value}
+            update_ids.append(self._state.updates.push({"message": message}))
+        return update_ids
+
     def create_channel(
         self, channel_id: int, *, title: str, username: str | None = None, bot_admin: bool = True
     ) -> None:

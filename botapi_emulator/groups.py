@@ -38,6 +38,7 @@ class Group:
     linked_chat_id: int | None = None  # a channel's discussion group, or the group's channel
     topics: dict[int, str] = field(default_factory=dict)  # forum topic thread id -> name
     implicit: bool = False  # made up when a test wrote into an unregistered group id
+    migrated_to: int | None = None  # the supergroup a basic group was upgraded to
 
     def status(self, user_id: int) -> str:
         """creator, administrator, member, kicked or left."""
@@ -51,7 +52,9 @@ class Group:
 
     def can_post(self, user_id: int) -> bool:
         """Whether this user may write here (channels take posts from the channel only)."""
-        return self.kind != "channel" and self.status(user_id) not in ("left", "kicked")
+        if self.kind == "channel" or self.migrated_to is not None:
+            return False
+        return self.status(user_id) not in ("left", "kicked")
 
     def add_member(self, user_id: int) -> None:
         """Join (lifts a ban); an administrator or the creator stays what they are."""
@@ -102,6 +105,12 @@ class Group:
         where = {"group": "group chat", "supergroup": "supergroup chat"}.get(
             self.kind, "channel chat"
         )
+        if self.migrated_to is not None:
+            return ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self.migrated_to,
+            )
         if self.bot_status == "kicked":
             return ApiError(403, f"Forbidden: bot was kicked from the {where}")
         if self.bot_status == "left":
@@ -143,6 +152,18 @@ class ChatRegistry:
             if user_id != creator:
                 group.promote(user_id, anonymous=False, custom_title=None)
         return group
+
+    def upgrade(self, chat_id: int, new_chat_id: int) -> Group:
+        """A basic group becomes a supergroup with a new id: the same title and people."""
+        old = self.require(chat_id)
+        if old.kind != "group" or old.migrated_to is not None:
+            raise ValueError(f"chat {chat_id} is not a basic group that can be upgraded")
+        new = self.create_group(new_chat_id, title=old.title, creator=old.creator)
+        new.members = set(old.members)
+        new.admins = dict(old.admins)
+        new.bot_status = old.bot_status
+        old.migrated_to = new_chat_id
+        return new
 
     def create_channel(
         self, channel_id: int, *, title: str, username: str | None, bot_status: BotStatus

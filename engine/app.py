@@ -15,6 +15,7 @@ from engine.memory_writes import MemoryWrites
 from engine.quotas import QuotaService
 from engine.reminders import ReminderService
 from engine.settings import Settings
+from engine.space_moves import SpaceMoves
 from engine.stores import Stores, open_stores
 from engine.users import UserService
 from engine.vector_index import VectorIndex
@@ -36,6 +37,7 @@ class MemoryEngine:
     quotas: QuotaService
     broadcasts: BroadcastService
     reminders: ReminderService
+    spaces: SpaceMoves
 
     @property
     def settings(self) -> Settings:
@@ -54,6 +56,7 @@ class MemoryEngine:
             QuotaService(stores),
             BroadcastService(stores),
             ReminderService(stores),
+            SpaceMoves(stores),
         )
 
     async def aclose(self) -> None:

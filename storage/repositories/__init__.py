@@ -8,6 +8,7 @@ from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.memories import MemoryRepository
 from storage.repositories.records import AuditRepository, KeyValueRepository
+from storage.repositories.spaces import SpaceRepository
 from storage.repositories.tags import TagRepository
 from storage.repositories.updates import DeadLetterRepository
 from storage.repositories.users import ConversationRepository, UserRepository
@@ -26,6 +27,7 @@ class Repositories:
         self.broadcasts = BroadcastRepository(session)
         self.inbox = InboxRepository(session)
         self.dead_letters = DeadLetterRepository(session)
+        self.spaces = SpaceRepository(session)
 
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "KeyValueRepository",
     "MemoryRepository",
     "Repositories",
+    "SpaceRepository",
     "TagRepository",
     "UserRepository",
 ]

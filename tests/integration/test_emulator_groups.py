@@ -22,7 +22,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
 
 from botapi_emulator import CHANNEL_BOT, GROUP_ANONYMOUS_BOT, ApiError, BotApiEmulator
 from botapi_emulator.limits import SendLimits
@@ -364,3 +364,29 @@ async def test_control_api_groups(emu: BotApiEmulator, bot: Bot) -> None:
     assert second is not None
     assert second.reply_to_message is not None
     assert second.reply_to_message.message_id == anonymous_id
+
+
+async def test_an_upgraded_group_announces_itself_and_sends_there_answer_chat_migrated(
+    emu: BotApiEmulator, bot: Bot
+) -> None:
+    new_id = -1_000_004_242_001
+    emu.upgrade_group(BASIC, new_id, by=ALICE, notices=("from", "to"))
+    came_from, went_to = (_message(u) for u in await bot.get_updates())
+    assert (came_from.chat.id, came_from.chat.type) == (new_id, Chat.SUPERGROUP)
+    assert came_from.migrate_from_chat_id == BASIC
+    assert (went_to.chat.id, went_to.chat.type, went_to.migrate_to_chat_id) == (
+        BASIC,
+        Chat.GROUP,
+        new_id,
+    )
+    assert went_to.from_user is not None
+    assert went_to.from_user.id == ALICE
+    with pytest.raises(ChatMigrated) as caught:
+        await bot.send_message(BASIC, "hello?")
+    assert caught.value.new_chat_id == new_id
+    sent = await bot.send_message(new_id, "hello!")
+    assert sent.chat.title == "Old group"
+    member = await bot.get_chat_member(new_id, BOB)
+    assert isinstance(member, ChatMemberMember)
+    with pytest.raises(ValueError, match="may not write"):
+        emu.user_message(BOB, "still here?", chat_id=BASIC)

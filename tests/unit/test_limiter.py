@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from telegram.error import RetryAfter
+import pytest
+from telegram.error import ChatMigrated, RetryAfter
 
 from bot.deadline import deadline
 from bot.limiter import ChatRateLimiter, SlidingWindow
@@ -117,3 +118,27 @@ async def test_spare_slots_go_after_the_replies_waiting() -> None:
     await broadcast("b4")
     await asyncio.gather(*replies)
     assert order == ["r2", "r3", "r4", "r5", "r6", "b4"]
+
+
+async def test_a_send_to_an_upgraded_group_goes_to_the_supergroup_and_says_so() -> None:
+    limiter = ChatRateLimiter(0)
+    told: list[tuple[int, int]] = []
+    limiter.on_migrated = lambda old, new: told.append((old, new))
+    sent: list[dict[str, Any]] = []
+
+    async def post(endpoint: str, data: dict[str, Any]) -> dict[str, Any]:
+        if data["chat_id"] == -5:
+            raise ChatMigrated(-1_000_000_000_005)
+        sent.append(dict(data))
+        return {"ok": True}
+
+    data = {"chat_id": -5, "text": "hi", "message_thread_id": 3, "reply_parameters": {}}
+    await limiter.process_request(post, ("sendMessage", data), {}, "sendMessage", data, None)
+    assert sent == [{"chat_id": -1_000_000_000_005, "text": "hi"}]
+    assert told == [(-5, -1_000_000_000_005)]
+    edit = {"chat_id": -5, "message_id": 9, "text": "x"}
+    with pytest.raises(ChatMigrated):  # a message of the old chat cannot be edited elsewhere
+        await limiter.process_request(
+            post, ("editMessageText", edit), {}, "editMessageText", edit, None
+        )
+    assert told[-1] == (-5, -1_000_000_000_005)
