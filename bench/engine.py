@@ -117,6 +117,12 @@ class Floors:
         return min(self.encode_per_s, self.chroma_per_s)
 
     @property
+    def series_per_s(self) -> float:
+        """The pipeline limit as issue 31 counts it: one batched encode plus one batched Chroma
+        add per message, one after the other."""
+        return 1.0 / (1.0 / self.encode_per_s + 1.0 / self.chroma_per_s)
+
+    @property
     def save_ms(self) -> float:
         """A lone save's floor: one single encode plus one single upsert (p50s)."""
         return round(self.encode_one_ms[0] + self.chroma_one_ms[0], 2)
@@ -139,6 +145,7 @@ class Floors:
             "chroma_add_one_p50_ms": self.chroma_one_ms[0],
             "chroma_add_one_p95_ms": self.chroma_one_ms[1],
             "pipeline_per_s": round(self.pipeline_per_s, 1),
+            "pipeline_series_per_s": round(self.series_per_s, 1),
             "save_floor_ms": self.save_ms,
         }
 

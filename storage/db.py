@@ -76,6 +76,24 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
     return engine
 
 
+def _counted(engine: AsyncEngine) -> AsyncEngine:
+    """Count the engine's commits and statements (memorybot_sql_*: what the benches read)."""
+    from storage.metrics import SQL_COMMITS, SQL_STATEMENTS  # the metrics import repositories
+
+    counts, others = SQL_STATEMENTS.labels("count"), SQL_STATEMENTS.labels("other")
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _on_commit(_connection: Any) -> None:
+        SQL_COMMITS.inc()
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_statement(*args: Any) -> None:
+        statement: str = args[2]
+        (counts if "count(" in statement[:200].lower() else others).inc()
+
+    return engine
+
+
 def _write_sessions(
     factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None
 ) -> WriteSessions:
@@ -95,12 +113,14 @@ def open_database(url: str) -> Database:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=2)
-        read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=SQLITE_READ_POOL)
+        write_engine = _counted(_sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=2))
+        read_engine = _counted(_sqlite_engine(url, begin="BEGIN", pool_size=SQLITE_READ_POOL))
         lock: asyncio.Lock | None = asyncio.Lock()
     else:
-        write_engine = create_async_engine(
-            url, pool_size=15, max_overflow=15, pool_pre_ping=True, hide_parameters=True
+        write_engine = _counted(
+            create_async_engine(
+                url, pool_size=15, max_overflow=15, pool_pre_ping=True, hide_parameters=True
+            )
         )
         read_engine = write_engine
         lock = None

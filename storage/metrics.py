@@ -68,12 +68,25 @@ TRANSACTIONS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+SQL_COMMITS = Counter(
+    "memorybot_sql_commits",
+    "SQL transactions committed (each one a write transaction: reads roll back).",
+    registry=REGISTRY,
+)
+SQL_STATEMENTS = Counter(
+    "memorybot_sql_statements",
+    "SQL statements sent to the database, by kind (count: a SELECT count(...)).",
+    ["kind"],
+    registry=REGISTRY,
+)
 BREAKER_OPENED = Counter(
     "memorybot_breaker_opened",
     "Times a store's circuit breaker opened.",
     ["store"],
     registry=REGISTRY,
 )
+for _kind in ("count", "other"):
+    SQL_STATEMENTS.labels(_kind)
 for _outcome in OUTCOMES:
     TRANSACTIONS.labels(_outcome)
 for _store in STORES:
