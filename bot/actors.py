@@ -27,6 +27,7 @@ class Actor:
     space_id: int  # the chat: the user's personal space, or a group's shared space
     private: bool  # a private chat (the personal space of `id`)
     anonymous: bool  # an anonymous administrator of the group `space_id`
+    held: int | None = None  # the space's live memories, as its quota check counted them
 
     @property
     def in_group(self) -> bool:

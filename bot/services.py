@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,6 +78,7 @@ class BotServices:
                 raise ViewerOnly()
             if held is not None:
                 engine.quotas.check_held(held, actor.space_id, owner=user)
+                actor = dataclasses.replace(actor, held=held)  # the save needs no 2nd COUNT
             if user is not None:
                 engine.quotas.consume_for(user)
         except InvalidInput as refusal:

@@ -68,6 +68,7 @@ class MemoryWrites:
         message_id: int | None = None,
         expires_at: datetime | None = None,
         kind: str = "note",
+        space_count: int | None = None,
     ) -> SaveResult:
         """Remember `text` in space `space_id`.
 
@@ -84,6 +85,8 @@ class MemoryWrites:
             message_id: the message it came from.
             expires_at: when it stops being recalled (None: never).
             kind: a free label ("note" by default).
+            space_count: how many live memories the space held just before (the caller's
+                quota check counted them): spares the near-duplicate lookup its own COUNT.
 
         Returns:
             The memory and whether it was created now (False: that message was saved before);
@@ -109,7 +112,7 @@ class MemoryWrites:
         if not result.created:
             return result
         # After the commit, not beside it: a query racing the upsert could cache a stale count.
-        hits = await nearest(self._stores, space_id=space_id, embedding=vector)
+        hits = await nearest(self._stores, space_id=space_id, embedding=vector, held=space_count)
         return await with_near_duplicate(self._stores, result, hits)
 
     async def _save_batch(self, batch: list[Pending]) -> Sequence[SaveResult | BaseException]:

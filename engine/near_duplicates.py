@@ -28,12 +28,17 @@ def same_words(a: str, b: str) -> bool:
     return _WORD.findall(a.casefold()) == _WORD.findall(b.casefold())
 
 
-async def nearest(stores: Stores, *, space_id: int, embedding: Vector) -> list[VectorHit]:
+async def nearest(
+    stores: Stores, *, space_id: int, embedding: Vector, held: int | None = None
+) -> list[VectorHit]:
     """The two vectors of space `space_id` nearest to `embedding` (the new memory's own vector
-    may be one of them). Best effort: a failure only costs the notice, never the save."""
+    may be one of them). `held`: the space's live memories before the save, if the caller
+    counted them (else counted here: the vector query plans by it). Best effort: a failure
+    only costs the notice, never the save."""
     try:
-        async with stores.reading() as repos:
-            held = await repos.memories.count(space_id=space_id, now=utcnow())
+        if held is None:
+            async with stores.reading() as repos:
+                held = await repos.memories.count(space_id=space_id, now=utcnow())
         return await stores.vectors.query(
             space_id=space_id, embedding=embedding, k=2, space_count=held + 1
         )

@@ -41,6 +41,7 @@ async def save_text(update: Update, context: BotContext, text: str, ttl: timedel
             chat_id=message.chat_id,
             message_id=message.message_id,
             expires_at=utcnow() + ttl if ttl else None,
+            space_count=actor.held,
         )
     except InvalidInput as error:
         await warn(update, error)

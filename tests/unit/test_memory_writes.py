@@ -17,6 +17,7 @@ from engine.app import MemoryEngine
 from engine.clock import utcnow
 from engine.errors import EmptyText, MemoryNotFound, SourceTaken, TextTooLong, UnknownUser
 from engine.vector_index import VectorRecord
+from storage.metrics import REGISTRY
 
 
 async def test_same_chat_message_saves_once(fake_engine: MemoryEngine, alice: int) -> None:
@@ -156,3 +157,23 @@ async def test_forget_all_spares_a_vector_younger_than_the_grace_period(
     monkeypatch.setattr("engine.memory_writes.time", SimpleNamespace(time=lambda: later))
     assert await fake_engine.writes.forget_all(space_id=alice) == 0
     assert await fake_engine.stores.vectors.scan(alice) == []
+
+
+def sql_counts() -> float:
+    return REGISTRY.get_sample_value("memorybot_sql_statements_total", {"kind": "count"}) or 0.0
+
+
+async def test_a_save_told_its_space_count_runs_no_count_of_its_own(
+    fake_engine: MemoryEngine, alice: int
+) -> None:
+    """The bot counts the space for its quota check and hands the figure on (issue 31: one
+    COUNT per save, not two); without it the near-duplicate lookup counts for itself."""
+    before = sql_counts()
+    first = await fake_engine.writes.save(
+        space_id=alice, text="the boiler code is 4411", space_count=0
+    )
+    assert sql_counts() == before
+    again = await fake_engine.writes.save(space_id=alice, text="The boiler code is 4411!")
+    assert sql_counts() == before + 1
+    assert again.near_duplicate is not None
+    assert again.near_duplicate.id == first.memory.id
