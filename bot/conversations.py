@@ -1,14 +1,14 @@
-"""Conversation state per (chat, user), kept in SQL so it survives restarts; the recall memo;
-and forgetting a chat's traces after /forget_all."""
+"""Conversation state per (chat, user), kept in SQL so it survives restarts; forgetting a
+chat's traces after /forget_all and moving them after a group's upgrade."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.memos import Memos
 from engine.clock import utcnow
 from engine.stores import Stores
 from engine.uow import InSameUnit, UnitOfWork
@@ -133,50 +133,21 @@ class ConversationStore:
         return clear
 
 
-class RecallMemo:
-    """The query behind a user's latest recall message in a chat, for its "More" button."""
-
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-
-    async def remember(self, chat_id: int, user_id: int, message_id: int, query: str) -> None:
-        """Keep `query` as the one shown in `message_id` (replacing the previous one there)."""
-        memo = json.dumps({"message_id": message_id, "query": query})
-        async with self.stores.unit_of_work("recall_memo") as uow:
-            await uow.kv.set(memo_key(chat_id, user_id), memo)
-
-    async def query_for(self, chat_id: int, user_id: int, message_id: int) -> str | None:
-        """The query shown in `message_id`, or None if a newer recall replaced it."""
-        async with self.stores.reading() as repos:
-            raw = await repos.kv.get(memo_key(chat_id, user_id))
-        if raw is None:
-            return None
-        memo = json.loads(raw)
-        return str(memo["query"]) if memo.get("message_id") == message_id else None
-
-
-def memo_key(chat_id: int, user_id: int) -> str:
-    """The kv key of a recall memo: `recall:{chat}:{user}`."""
-    return f"recall:{chat_id}:{user_id}"
-
-
-def purging_chat_traces(chat_id: int) -> InSameUnit:
-    """The step that drops what may still hold a chat's texts: its dead letters, recall memos
-    and pending conversations (their payloads), inside /forget_all's unit of work."""
+def purging_chat_traces(chat_id: int, memos: Memos) -> InSameUnit:
+    """The step that drops what may still hold a chat's texts: its recall and list memos
+    (noted or stored), dead letters and pending conversations (their payloads), inside
+    /forget_all's unit of work."""
+    purge_memos = memos.purge_step(chat_id)
 
     async def purge(uow: UnitOfWork) -> None:
+        await purge_memos(uow)  # first: it waits for a flush of this chat's memos in flight
         await uow.dead_letters.purge_chat(chat_id)
-        await uow.kv.delete_prefix(f"recall:{chat_id}:")
         await uow.conversations.clear_chat(chat_id)
 
     return purge
 
 
-def moving_chat_traces(old: int, new: int) -> InSameUnit:
+def moving_chat_traces(old: int, new: int, memos: Memos) -> InSameUnit:
     """The step that moves a chat's pending conversations, recall and list memos and dead
     letters to the chat's new id (a group upgraded to a supergroup), inside the space's move."""
-
-    async def move(uow: UnitOfWork) -> None:
-        await uow.spaces.move_chat(old=old, new=new, memo_prefix="recall:")
-
-    return move
+    return memos.move_step(old, new)

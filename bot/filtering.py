@@ -7,13 +7,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.conversations import memo_key
 from bot.replies import esc, memory_line, preview
 from engine.clock import utcnow
 from engine.memory import Memory
 from engine.memory_reads import RecallHit
 from engine.query_filter import FilteredQuery, split_query
-from engine.stores import Stores
 from engine.users import UserService
 
 FILTER_MARK = "🔎"  # a filtered /list starts with it (its buttons then need the memo)
@@ -55,25 +53,6 @@ async def asked(users: UserService, user_id: int, raw: str, *, anonymous: bool) 
         return plain
     user = await users.get(user_id=user_id)
     return Asked(raw, now, user.timezone if user else None)
-
-
-async def remember_list(
-    stores: Stores, chat_id: int, user_id: int, message_id: int, q: str
-) -> None:
-    """Keep the filter of the filtered /list shown in `message_id` (the latest per user)."""
-    memo = json.dumps({"message_id": message_id, "query": q})
-    async with stores.unit_of_work("list_memo") as uow:
-        await uow.kv.set(f"{memo_key(chat_id, user_id)}:list", memo)
-
-
-async def list_query_for(
-    stores: Stores, chat_id: int, user_id: int, message_id: int
-) -> str | None:
-    """The memo of the filtered /list in `message_id`, or None if a newer one replaced it."""
-    async with stores.reading() as repos:
-        raw = await repos.kv.get(f"{memo_key(chat_id, user_id)}:list")
-    memo = json.loads(raw) if raw else {}
-    return str(memo["query"]) if memo.get("message_id") == message_id else None
 
 
 def recall_hits_text(parsed: FilteredQuery, hits: list[RecallHit], start: int) -> str:

@@ -36,7 +36,9 @@ def migration_of(message: Message) -> tuple[int, int] | None:
 
 async def follow_migration(services: BotServices, old: int, new: int) -> int:
     """Move group `old`'s space and chat traces to `new`; how many memories moved."""
-    moved = await services.engine.spaces.move(old=old, new=new, also=moving_chat_traces(old, new))
+    moved = await services.engine.spaces.move(
+        old=old, new=new, also=moving_chat_traces(old, new, services.recalls)
+    )
     for chat_id in (old, new):  # cached states of either chat may be stale now
         services.conversations.let_go(chat_id)
     return moved

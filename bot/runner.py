@@ -113,6 +113,7 @@ async def running_bot(
             if reminding is not None:
                 reminding.stop()
             await _finish(runtime.tasks, settings.shutdown_grace_s + 5)
+            await processor.services.recalls.aclose()  # the memos noted last
             if sender is not None:
                 await sender.shutdown()
             if scheduler.running:

@@ -11,9 +11,10 @@ from telegram import Update, User
 from telegram.constants import ChatType
 
 from bot.actors import Actor, actor_of, thread_of
-from bot.conversations import ConversationStore, RecallMemo
+from bot.conversations import ConversationStore
 from bot.ledger import UpdateLedger
 from bot.membership import GroupAdmins, MemberLookup
+from bot.memos import Memos
 from engine.admin import Role
 from engine.app import MemoryEngine
 from engine.clock import utcnow
@@ -39,7 +40,7 @@ class BotServices:
 
     engine: MemoryEngine
     conversations: ConversationStore
-    recalls: RecallMemo
+    recalls: Memos  # the recall and /list memos behind their buttons
     ledger: UpdateLedger
     admins: GroupAdmins = field(default_factory=GroupAdmins)
     failures: dict[int, BaseException] = field(default_factory=dict)
@@ -52,7 +53,7 @@ class BotServices:
         return cls(
             engine=engine,
             conversations=ConversationStore(engine.stores),
-            recalls=RecallMemo(engine.stores),
+            recalls=Memos(engine.stores),
             ledger=UpdateLedger(engine.stores),
         )
 

@@ -13,13 +13,10 @@ from bot.filtering import (
     Asked,
     asked,
     filtered_list_text,
-    list_query_for,
-    remember_list,
     tags_text,
 )
 from bot.handlers.common import (
     EXPIRED,
-    after_the_answer,
     command_payload,
     edit_quietly,
     pressed,
@@ -27,6 +24,7 @@ from bot.handlers.common import (
     warn,
 )
 from bot.keyboards import Callback, list_keyboard
+from bot.memos import Shown
 from bot.replies import esc, list_text, preview
 from engine.clock import utcnow
 from engine.errors import InvalidInput
@@ -61,10 +59,8 @@ async def list_command(update: Update, context: BotContext) -> None:
     text, keyboard = await render_list(context, actor.space_id, actor.id, query, 0)
     sent = await reply(update, text, keyboard)
     if sent is not None and not parsed.wanted.empty:
-        stores = services.engine.stores
-        await after_the_answer(  # when not kept, its page buttons say so
-            remember_list(stores, actor.space_id, actor.id, sent.message_id, query.encode()),
-            "list memo",
+        services.recalls.remember(  # written behind (bot.memos)
+            actor.space_id, actor.id, sent.message_id, query.encode(), Shown.LIST
         )
 
 
@@ -89,7 +85,7 @@ async def list_page(update: Update, context: BotContext, callback: Callback) -> 
     query = pressed(update)
     assert query.message is not None
     space, message_id = query.message.chat.id, query.message.message_id
-    memo = await list_query_for(context.services.engine.stores, space, callback.owner, message_id)
+    memo = await context.services.recalls.query_for(space, callback.owner, message_id, Shown.LIST)
     shown = getattr(query.message, "text", None) or ""
     if memo is None and shown.startswith(FILTER_MARK):
         return EXPIRED  # a filtered list whose filter a newer /list replaced

@@ -21,7 +21,6 @@ from bot.filtering import (
 from bot.handlers.common import (
     EXPIRED,
     admin_only_here,
-    after_the_answer,
     ask,
     command_payload,
     edit_quietly,
@@ -91,10 +90,8 @@ async def run_recall(update: Update, context: BotContext, question: str) -> None
     sent = await reply(update, text, keyboard)
     if sent is None:
         return
-    await after_the_answer(  # when not kept, its More button says so
-        services.recalls.remember(actor.space_id, actor.id, sent.message_id, query.encode()),
-        "recall memo",
-    )
+    # Written behind (bot.memos): the answer costs no write transaction.
+    services.recalls.remember(actor.space_id, actor.id, sent.message_id, query.encode())
 
 
 async def recall_command(update: Update, context: BotContext) -> None:
@@ -180,7 +177,7 @@ async def forget_all_answered(update: Update, context: BotContext, callback: Cal
     # unit of work: a retry after a failure finds the confirmation and forgets all then
     conversations.let_go(actor.space_id)  # its cached states are about to be deleted
     count = await services.engine.writes.forget_all(
-        space_id=actor.space_id, also=purging_chat_traces(actor.space_id)
+        space_id=actor.space_id, also=purging_chat_traces(actor.space_id, services.recalls)
     )
     await query.edit_message_text(f"🗑 Forgot all {count} memories.")
     return "Done"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.conversations import memo_key, moving_chat_traces
+from bot.conversations import moving_chat_traces
+from bot.memos import Memos, memo_key
 from engine.app import MemoryEngine
 from engine.consistency import compare
 from engine.errors import InvalidInput
@@ -141,7 +142,13 @@ async def test_the_chats_states_memos_and_dead_letters_move_with_it(engine: Memo
         await uow.kv.set(memo_key(OTHER_SHARD, 8), "new")
         await uow.kv.set(memo_key(NEIGHBOUR, 7), "neighbour")
         await uow.dead_letters.add(update_id=1, chat_id=OLD, raw={}, error="x", attempts=3)
-    await engine.spaces.move(old=OLD, new=OTHER_SHARD, also=moving_chat_traces(OLD, OTHER_SHARD))
+    memos = Memos(engine.stores)
+    memos.remember(OLD, 9, 77, "noted, not stored yet")
+    traces = moving_chat_traces(OLD, OTHER_SHARD, memos)
+    await engine.spaces.move(old=OLD, new=OTHER_SHARD, also=traces)
+    assert await memos.query_for(OTHER_SHARD, 9, 77) == "noted, not stored yet"
+    assert await memos.query_for(OLD, 9, 77) is None
+    await memos.aclose()
     async with engine.stores.reading() as repos:
         assert await repos.conversations.get(OLD, 7) is None
         assert await repos.conversations.get(OLD, 8) is None
@@ -156,6 +163,7 @@ async def test_the_chats_states_memos_and_dead_letters_move_with_it(engine: Memo
             memo_key(OTHER_SHARD, 7): '{"message_id": 5, "query": "wifi"}',
             f"{memo_key(OTHER_SHARD, 7)}:list": '{"message_id": 6, "query": "#office"}',
             memo_key(OTHER_SHARD, 8): "new",
+            memo_key(OTHER_SHARD, 9): '{"message_id": 77, "query": "noted, not stored yet"}',
         }
         assert await repos.kv.get(memo_key(NEIGHBOUR, 7)) == "neighbour"
         [letter] = await repos.dead_letters.latest(pending_only=False, limit=5)

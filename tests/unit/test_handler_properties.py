@@ -33,6 +33,7 @@ from botapi_emulator import BotApiEmulator
 from engine.app import MemoryEngine
 from engine.schedule import Schedule
 from engine.settings import Settings
+from storage.metrics import REGISTRY
 
 ADMIN, USER, OTHER = 71_001, 71_002, 71_003
 GROUP = -710_001
@@ -210,3 +211,17 @@ async def test_any_forged_button_press_gets_an_answer(kit: Kit, data: st.DataObj
     assert not any("something went wrong" in r for r in replies), replies
     assert len(kit.emulator.callback_answers) > 0, "the press was not answered"
     assert await kit.others() == before
+
+
+def commits() -> float:
+    return REGISTRY.get_sample_value("memorybot_sql_commits_total") or 0.0
+
+
+async def test_a_recall_commits_nothing_on_its_way_to_the_answer(kit: Kit) -> None:
+    """Issue 31: a recall costs no write transaction (its memo is written behind)."""
+    answered(await kit.run(kit.say(USER, "/start")))  # the user's row as Telegram shows them
+    await kit.engine.writes.save(space_id=USER, text="the spare key is under the mat")
+    before = commits()
+    replies = await kit.run(kit.say(USER, "/recall where is the spare key"))
+    assert "under the mat" in replies[0]
+    assert commits() == before

@@ -1,0 +1,84 @@
+"""The recall and /list memos, written behind (issue 31: a recall costs no write transaction on
+its reply path), and forgotten with /forget_all even when noted but not yet written."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.conversations import purging_chat_traces
+from bot.memos import Memos, Shown, memo_key
+from engine.app import MemoryEngine
+from storage.metrics import REGISTRY
+
+CHAT, OTHER_CHAT, USER = 101, 202, 101
+
+
+def commits() -> float:
+    return REGISTRY.get_sample_value("memorybot_sql_commits_total") or 0.0
+
+
+@pytest.fixture
+async def memos(fake_engine: MemoryEngine) -> Memos:
+    return Memos(fake_engine.stores, flush_s=60)  # flushed by hand here
+
+
+async def stored(engine: MemoryEngine, key: str) -> str | None:
+    async with engine.stores.reading() as repos:
+        return await repos.kv.get(key)
+
+
+async def test_a_memo_is_read_at_once_and_written_with_the_others_in_one_transaction(
+    fake_engine: MemoryEngine, memos: Memos
+) -> None:
+    before = commits()
+    memos.remember(CHAT, USER, 5, "where is my passport")
+    memos.remember(CHAT, USER, 6, "#work", Shown.LIST)
+    memos.remember(OTHER_CHAT, USER, 7, "bins")
+    assert commits() == before, "remembering writes nothing"
+    assert await memos.query_for(CHAT, USER, 5) == "where is my passport"
+    assert await memos.query_for(CHAT, USER, 6, Shown.LIST) == "#work"
+    assert await memos.query_for(CHAT, USER, 4) is None, "a newer recall replaced it"
+    await memos.flush()
+    assert commits() == before + 1
+    assert await stored(fake_engine, memo_key(OTHER_CHAT, USER)) is not None
+    fresh = Memos(fake_engine.stores)  # another process reads what was written
+    assert await fresh.query_for(CHAT, USER, 5) == "where is my passport"
+    assert await fresh.query_for(CHAT, USER, 6, Shown.LIST) == "#work"
+
+
+async def test_forget_all_takes_noted_and_stored_memos_of_its_chat_only(
+    fake_engine: MemoryEngine, memos: Memos, alice: int
+) -> None:
+    memos.remember(CHAT, USER, 5, "stored query")
+    await memos.flush()
+    memos.remember(CHAT, USER, 6, "noted query", Shown.LIST)
+    memos.remember(OTHER_CHAT, USER, 7, "another chat's query")
+    await fake_engine.writes.forget_all(space_id=CHAT, also=purging_chat_traces(CHAT, memos))
+    await memos.flush()
+    assert await stored(fake_engine, memo_key(CHAT, USER)) is None
+    assert await stored(fake_engine, memo_key(CHAT, USER, Shown.LIST)) is None
+    assert await memos.query_for(CHAT, USER, 6, Shown.LIST) is None
+    assert await memos.query_for(OTHER_CHAT, USER, 7) == "another chat's query"
+
+
+async def test_a_failed_flush_is_logged_not_raised(
+    memos: Memos, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(op: str) -> object:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(memos._stores, "unit_of_work", down)
+    memos.remember(CHAT, USER, 5, "lost query")
+    with caplog.at_level(logging.WARNING, logger="memorybot.bot"):
+        await memos.flush()
+    assert "memos not kept: ConnectionResetError" in caplog.text
+    assert "lost query" not in caplog.text
+
+
+async def test_memos_noted_at_shutdown_are_written(fake_engine: MemoryEngine) -> None:
+    memos = Memos(fake_engine.stores)
+    memos.remember(CHAT, USER, 5, "last query")
+    await memos.aclose()
+    assert await stored(fake_engine, memo_key(CHAT, USER)) is not None
