@@ -6,10 +6,12 @@ within `FLUSH_S` (and at shutdown). A button press reads the noted memo first, t
 crash forgets at most the last `FLUSH_S` of memos: those buttons then answer "expired".
 
 /forget_all must not leave a text behind: its unit of work drops the chat's noted memos and
-deletes its stored ones (`purge_step`) while holding `lock`, and a flush takes its memos and
-writes them while holding it too, so a flush cannot write a memo back after the purge. The
-flush opens its unit of work before it takes the lock: on SQLite (one writer at a time) a
-purge in progress then holds the writer and the flush waits for it without holding the lock.
+deletes its stored ones (`purge_step`) while holding `lock`; a flush takes its memos and
+writes them while holding it too, so it cannot write a memo back after the purge. On
+PostgreSQL the flush holds the lock through its commit. On SQLite (one writer at a time) it
+takes the lock only once its transaction holds the writer: a purge in progress holds the
+writer, so the flush waits for it without the lock (no deadlock), and none can start
+between the flush's snapshot and its commit.
 """
 
 from __future__ import annotations
@@ -80,17 +82,27 @@ class Memos:
         if not self._noted:
             return
         try:
-            async with self._stores.unit_of_work("memos") as uow, self.lock:
-                noted, self._noted = self._noted, {}
-                for key, memo in noted.items():
-                    await uow.kv.set(key, memo)
+            if self._stores.db.dialect == "sqlite":
+                # One writer at a time: no purge runs between this snapshot and the commit,
+                # and a purge in progress holds the writer while this waits without the lock.
+                async with self._stores.unit_of_work("memos") as uow, self.lock:
+                    await self._write(uow)
+            else:
+                # The lock first, held through the commit: a purge waits for it.
+                async with self.lock, self._stores.unit_of_work("memos") as uow:
+                    await self._write(uow)
         except Exception as error:
             log.warning("memos not kept: %s", type(error).__name__)
 
+    async def _write(self, uow: UnitOfWork) -> None:
+        noted, self._noted = self._noted, {}
+        for key, memo in noted.items():
+            await uow.kv.set(key, memo)
+
     async def aclose(self) -> None:
-        """Write what is noted (at shutdown)."""
-        if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
+        """Write what is noted (at shutdown): the flush due within `FLUSH_S`, then the rest."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         await self.flush()
 
     def purge_step(self, chat_id: int) -> InSameUnit:

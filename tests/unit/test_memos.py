@@ -3,6 +3,7 @@ its reply path), and forgotten with /forget_all even when noted but not yet writ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -11,6 +12,7 @@ from bot.conversations import purging_chat_traces
 from bot.memos import Memos, Shown, memo_key
 from engine.app import MemoryEngine
 from storage.metrics import REGISTRY
+from storage.repositories import KeyValueRepository
 
 CHAT, OTHER_CHAT, USER = 101, 202, 101
 
@@ -82,3 +84,30 @@ async def test_memos_noted_at_shutdown_are_written(fake_engine: MemoryEngine) ->
     memos.remember(CHAT, USER, 5, "last query")
     await memos.aclose()
     assert await stored(fake_engine, memo_key(CHAT, USER)) is not None
+
+
+async def test_a_forget_all_during_a_flush_leaves_no_memo_of_its_chat(
+    fake_engine: MemoryEngine, memos: Memos, monkeypatch: pytest.MonkeyPatch, alice: int
+) -> None:
+    """The flush is held inside its transaction (its memo written, not committed) while
+    /forget_all runs: the purge waits for it, so the memo is gone afterwards either way."""
+    writing, go_on = asyncio.Event(), asyncio.Event()
+    real_set = KeyValueRepository.set
+
+    async def held_set(self: KeyValueRepository, key: str, value: str) -> None:
+        await real_set(self, key, value)
+        writing.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(KeyValueRepository, "set", held_set)
+    memos.remember(CHAT, USER, 5, "a query forget_all must take")
+    flushing = asyncio.create_task(memos.flush())
+    await asyncio.wait_for(writing.wait(), 10)
+    forgetting = asyncio.create_task(
+        fake_engine.writes.forget_all(space_id=CHAT, also=purging_chat_traces(CHAT, memos))
+    )
+    await asyncio.sleep(0.2)  # the purge now waits (for the lock, or SQLite's writer)
+    assert not forgetting.done()
+    go_on.set()
+    await asyncio.wait_for(asyncio.gather(flushing, forgetting), 10)
+    assert await stored(fake_engine, memo_key(CHAT, USER)) is None
