@@ -11,11 +11,12 @@ from engine.errors import AlreadyExists, MemoryBotError, SourceTaken, SqlWriteFa
 from engine.memory import Memory, NewMemory, SaveResult, is_personal, vector_record
 from engine.stores import Stores
 from engine.tags import extract_tags, merge_tags
+from engine.uow import InSameUnit
 from engine.vector_index import Vector
 from storage.models import MemoryRow, utcnow
 
 INSERT_ATTEMPTS = 3
-Pending = tuple[NewMemory, Vector]
+Pending = tuple[NewMemory, Vector, InSameUnit | None]  # with more work for its unit of work
 Outcome = SaveResult | MemoryBotError
 
 
@@ -23,6 +24,8 @@ async def insert_batch(stores: Stores, batch: list[Pending], op: str) -> list[Ou
     """Insert `batch` in one unit of work; one outcome per item, in order.
 
     A message saved before (same chat and message id) is returned as it is, not saved again.
+    Each item's extra step (e.g. clearing the prompt it answers) runs in the same unit of work,
+    whatever the item's outcome.
     When a concurrent writer takes a message first, the batch is tried again (it then sees
     that writer's memory).
     """
@@ -39,14 +42,16 @@ async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Ou
     now = utcnow()
     outcomes: list[Outcome | MemoryRow] = []
     async with stores.reading() as repos:  # read before taking the write lock: held shorter
-        personal = [item.space_id for item, _ in batch if is_personal(item.space_id)]
+        personal = [item.space_id for item, _, _ in batch if is_personal(item.space_id)]
         known = await repos.users.existing_ids(personal)
         by_source = await repos.memories.by_source(
-            [item.source for item, _ in batch if item.source is not None]
+            [item.source for item, _, _ in batch if item.source is not None]
         )  # a message saved meanwhile by another writer fails the insert: tried again
     async with stores.unit_of_work(op) as uow:
         fresh: list[tuple[MemoryRow, Vector]] = []
-        for item, vector in batch:
+        for item, vector, also in batch:
+            if also is not None:
+                await also(uow)
             existing = by_source.get(item.source) if item.source else None
             if is_personal(item.space_id) and item.space_id not in known:
                 outcomes.append(UnknownUser(item.space_id))
@@ -97,7 +102,7 @@ async def insert_chunks(
             assert upcoming is not None
             vectors = await upcoming
             upcoming = embed(chunks[index + 1]) if index + 1 < len(chunks) else None
-            batch = list(zip(chunk, vectors, strict=True))
+            batch: list[Pending] = [(i, v, None) for i, v in zip(chunk, vectors, strict=True)]
             saved.extend(
                 _unwrap(outcome) for outcome in await insert_batch(stores, batch, "save_many")
             )

@@ -69,6 +69,7 @@ class MemoryWrites:
         expires_at: datetime | None = None,
         kind: str = "note",
         space_count: int | None = None,
+        also: InSameUnit | None = None,
     ) -> SaveResult:
         """Remember `text` in space `space_id`.
 
@@ -87,6 +88,8 @@ class MemoryWrites:
             kind: a free label ("note" by default).
             space_count: how many live memories the space held just before (the caller's
                 quota check counted them): spares the near-duplicate lookup its own COUNT.
+            also: more work for the save's unit of work (e.g. clearing the prompt this text
+                answers: a retry after a failure finds the prompt still there).
 
         Returns:
             The memory and whether it was created now (False: that message was saved before);
@@ -108,7 +111,7 @@ class MemoryWrites:
             kind=kind,
         )
         vector = await self._stores.embedder.embed(item.text)
-        result = await self._save_queue.submit((item, vector))
+        result = await self._save_queue.submit((item, vector, also))
         if not result.created:
             return result
         # After the commit, not beside it: a query racing the upsert could cache a stale count.

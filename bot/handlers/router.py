@@ -42,8 +42,11 @@ ButtonAction = Callable[[Update, BotContext, Callback], Awaitable[str]]
 async def _save_pending(
     update: Update, context: BotContext, text: str, payload: dict[str, Any]
 ) -> None:
-    """`Awaiting.SAVE_TEXT`: save this message, with the TTL /save was given."""
-    await save_text(update, context, text, pending_ttl(payload))
+    """`Awaiting.SAVE_TEXT`: save this message, with the TTL /save was given; the prompt is
+    cleared in the save's own unit of work (a retry after a failure still finds it)."""
+    actor = actor_of(update)
+    clearing = context.services.conversations.clearing(actor.space_id, actor.id)
+    await save_text(update, context, text, pending_ttl(payload), also=clearing)
 
 
 async def _recall_pending(
@@ -68,6 +71,8 @@ CONTINUATIONS: dict[Awaiting, Continuation] = {
     Awaiting.BROADCAST_TEXT: _preview_pending,
     Awaiting.IMPORT_FILE: import_pending,
 }
+# States whose continuation clears them in its own unit of work, not before it.
+CLEARED_BY_THE_ACTION = frozenset({Awaiting.SAVE_TEXT})
 # Buttons answered with a note (a memory that is gone meanwhile makes the button expired).
 BUTTONS: dict[Button, ButtonAction] = {
     Button.UNDO_SAVE: forget_pressed,
@@ -109,7 +114,8 @@ async def plain_message(update: Update, context: BotContext) -> None:
     pending = await services.conversations.get(actor.space_id, actor.id)
     continuation = CONTINUATIONS.get(pending.state) if pending is not None else None
     if pending is not None and continuation is not None and answers(actor, prompt, pending):
-        await services.conversations.clear(actor.space_id, actor.id)
+        if pending.state not in CLEARED_BY_THE_ACTION:
+            await services.conversations.clear(actor.space_id, actor.id)
         await continuation(update, context, text, pending.payload)
         return
     if actor.private:

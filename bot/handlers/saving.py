@@ -16,15 +16,23 @@ from bot.handlers.saved import saved_reply
 from bot.ttl import BadTtl, split_ttl
 from engine.clock import utcnow
 from engine.errors import InvalidInput
+from engine.uow import InSameUnit
 
 SAVE_PROMPT = (
     "What should I remember for this group? Reply to this message with the text (/cancel to stop)."
 )
 
 
-async def save_text(update: Update, context: BotContext, text: str, ttl: timedelta | None) -> None:
+async def save_text(
+    update: Update,
+    context: BotContext,
+    text: str,
+    ttl: timedelta | None,
+    *,
+    also: InSameUnit | None = None,
+) -> None:
     """Save `text` from this message into the chat's space (idempotent on chat and message id)
-    and confirm."""
+    and confirm; `also` runs in the save's unit of work (clearing the prompt it answers)."""
     services = context.services
     message = update.effective_message
     assert message is not None
@@ -42,6 +50,7 @@ async def save_text(update: Update, context: BotContext, text: str, ttl: timedel
             message_id=message.message_id,
             expires_at=utcnow() + ttl if ttl else None,
             space_count=actor.held,
+            also=also,
         )
     except InvalidInput as error:
         await warn(update, error)

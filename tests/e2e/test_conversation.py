@@ -12,6 +12,7 @@ import pytest
 
 from botapi_emulator import SentMessage
 from engine.clock import utcnow
+from engine.faults import Step
 from tests.e2e.conftest import BotUnderTest
 
 A, B = 101, 202
@@ -85,6 +86,22 @@ async def test_save_alone_with_ttl_keeps_the_ttl(bot: BotUnderTest) -> None:
     assert memory.expires_at is not None
     expected = utcnow() + timedelta(hours=2)
     assert abs((memory.expires_at - expected).total_seconds()) < 60
+
+
+@pytest.mark.dates
+async def test_a_prompted_save_hit_by_a_store_blip_keeps_its_ttl(bot: BotUnderTest) -> None:
+    """The prompt is cleared in the save's unit of work: the blip rolls both back, the retry
+    still finds the prompt and saves with its TTL (it was cleared first, and the retry saved
+    the text as a plain note that never expires)."""
+    await bot.say(A, "/save 2h")
+    bot.engine.stores.faults.fail(Step.VECTOR_WRITE, times=1)
+    [saved] = await bot.say(A, "the parcel arrives this afternoon")
+    assert "(in 2 hours)" in (saved.text or "")
+    [memory] = (await bot.engine.reads.page(space_id=A)).items
+    assert memory.expires_at is not None
+    assert bot.engine.stores.faults._remaining[Step.VECTOR_WRITE] == 0, "the blip happened"
+    [plain] = await bot.say(A, "a note after the prompt was answered")
+    assert "deleted" not in (plain.text or ""), "the prompt was answered once"
 
 
 async def test_recall_alone_asks_then_searches(bot: BotUnderTest) -> None:
