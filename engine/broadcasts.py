@@ -50,7 +50,9 @@ class BroadcastService:
     ) -> int:
         """One transaction: the broadcast row and one pending delivery per active user (and
         `also`, e.g. clearing the confirmation that asked for it: a retry after a failure
-        finds it again, one after the commit finds it gone — never two broadcasts)."""
+        finds it again, one after the commit finds it gone — never two broadcasts). NUL
+        characters are dropped (PostgreSQL refuses them in text)."""
+        text = text.replace("\x00", "")
         async with self._stores.unit_of_work("broadcast") as uow:
             if also is not None:
                 await also(uow)

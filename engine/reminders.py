@@ -19,6 +19,7 @@ from engine.memory import NewMemory, is_personal, normalise_text, vector_record
 from engine.reminder_outbox import Reminder, ReminderOutbox
 from engine.schedule import Schedule, parse_reminder
 from engine.stores import Stores
+from engine.uow import InSameUnit
 from engine.zones import place, zone
 from storage.models import MemoryRow, ReminderRow
 from storage.repositories.reminders import (
@@ -58,8 +59,10 @@ class ReminderService:
         topic_id: int | None = None,
         chat_id: int | None = None,
         message_id: int | None = None,
+        also: InSameUnit | None = None,
     ) -> Reminder:
-        """Store the reminder's memory and its outbox row in one unit of work (both or neither).
+        """Store the reminder's memory and its outbox row in one unit of work (both or neither),
+        with `also` (e.g. recording the user's time zone) in the same unit of work.
 
         A message made into a reminder before (same chat and message) returns that reminder.
 
@@ -85,6 +88,8 @@ class ReminderService:
         async with self._stores.unit_of_work("remind") as uow:
             if is_personal(space_id) and not await uow.users.existing_ids([space_id]):
                 raise UnknownUser(space_id)
+            if also is not None:
+                await also(uow)
             memory = new_row(item, utcnow())
             uow.memories.add(memory)
             uow.track([str(memory.id)])

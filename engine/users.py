@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from engine.errors import UnknownUser
 from engine.stores import Stores
+from engine.uow import InSameUnit, UnitOfWork
 from engine.zones import zone_named
 from storage.models import UserRow
 
@@ -78,6 +79,17 @@ class UserService:
             if is_admin and row.role_granted_by is None:  # a /role decision wins
                 row.role = "admin"
         return User.from_row(row)
+
+    def timezone_step(self, *, user_id: int, name: str) -> InSameUnit:
+        """The step that stores the user's time zone inside another action's unit of work
+        (the first /remind makes UTC their explicit choice in the reminder's own)."""
+        canonical = zone_named(name)
+
+        async def choose(uow: UnitOfWork) -> None:
+            if not await uow.users.set_timezone(user_id, canonical):
+                raise UnknownUser(user_id)
+
+        return choose
 
     async def set_timezone(self, *, user_id: int, name: str) -> str:
         """Store the user's time zone (any case of an IANA name).

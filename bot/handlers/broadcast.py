@@ -48,6 +48,7 @@ async def show_preview(update: Update, context: BotContext, text: str) -> None:
     services = context.services
     if not await is_admin(update, context, "broadcast"):
         return
+    text = text.replace("\x00", "")  # what is previewed is what is sent (and stored)
     admin = actor_of(update)
     nonce = secrets.token_hex(4)
     await services.conversations.set(

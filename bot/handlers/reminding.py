@@ -50,6 +50,8 @@ async def remind_command(update: Update, context: BotContext) -> None:
         return
     if await services.permit(update, write=True, stores=True) is None:
         return
+    first = user is not None and chosen is None  # said once: UTC becomes their explicit choice
+    users = services.engine.users
     try:
         reminder = await reminders.create(
             space_id=actor.space_id,
@@ -59,14 +61,12 @@ async def remind_command(update: Update, context: BotContext) -> None:
             topic_id=thread_of(update),
             chat_id=message.chat.id,
             message_id=message.message_id,
+            also=users.timezone_step(user_id=actor.id, name="UTC") if first else None,
         )
     except InvalidInput as error:
         await warn(update, error)
         return
-    note = ""
-    if user is not None and chosen is None:  # said once: UTC is now their explicit choice
-        await services.engine.users.set_timezone(user_id=user.id, name="UTC")
-        note = FIRST_TIME_NOTE
+    note = FIRST_TIME_NOTE if first else ""
     await reply(
         update,
         f"⏰ I'll remind {'this chat' if actor.in_group else 'you'} on "

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import ConversationRow, UserRow, utcnow
 
 NUMERIC_ID = re.compile(r"-?[0-9]{1,20}")  # a user id as typed (a name never is all digits)
+USERNAME = re.compile(r"[A-Za-z0-9_]{1,32}")  # what Telegram allows in a @username
 
 
 class UserRepository:
@@ -71,8 +72,10 @@ class UserRepository:
             if not -(2**63) <= int(name) < 2**63:  # no such BIGINT (it would overflow)
                 return []
             query = query.where(UserRow.id == int(name))
-        else:
+        elif USERNAME.fullmatch(name):
             query = query.where(func.lower(UserRow.username) == name.lower())
+        else:  # no such username (and PostgreSQL refuses some characters, e.g. NUL)
+            return []
         return list(await self._session.scalars(query.limit(5)))
 
     async def admin_ids(self) -> list[int]:

@@ -45,7 +45,9 @@ EXAMPLES = examples(
 )
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=80)  # JSON has no lone halves
 NUMBERS = st.integers(min_value=-(2**70), max_value=2**70).map(str)
-ODD = st.sampled_from(["²", "٣", "-0", "1e3", "9" * 30, "0x10", " ", "\u200b", "@", "--5"])
+ODD = st.sampled_from(
+    ["²", "٣", "-0", "1e3", "9" * 30, "0x10", " ", "\u200b", "@", "--5", "a\x00b", "@\x00"]
+)  # NUL: PostgreSQL refuses it in a text parameter
 WORD = st.one_of(TEXT, NUMBERS, ODD)
 
 
@@ -246,3 +248,44 @@ async def test_a_prompted_save_commits_once(kit: Kit, caplog: pytest.LogCaptureF
     assert update_writes(caplog) == ["op=save"]
     again = await kit.run(kit.say(USER, "/recall gas meter"))
     assert "in the hall" in again[0], "a plain message after the answer is no answer again"
+
+
+async def test_the_first_remind_commits_once_with_the_zone_it_chose(
+    kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 31: the first /remind makes UTC the user's explicit zone in the reminder's own
+    transaction (it was a second one)."""
+    answered(await kit.run(kit.say(USER, "/start")))
+    caplog.set_level(logging.DEBUG, logger="memorybot.tx")
+    caplog.clear()
+    [confirmed] = await kit.run(kit.say(USER, "/remind in 2 hours call the plumber"))
+    assert "Times are read in UTC" in confirmed
+    assert update_writes(caplog) == ["op=remind"]
+    user = await kit.engine.users.get(user_id=USER)
+    assert user is not None
+    assert user.timezone == "UTC"
+    [second] = await kit.run(kit.say(USER, "/remind in 3 hours call the plumber again"))
+    assert "Times are read in UTC" not in second, "said once"
+
+
+@pytest.mark.parametrize("who", ["a\x00b", "@a\x00", "名前", "@ab-cd"])
+async def test_a_role_for_a_name_no_username_can_have_finds_no_one(kit: Kit, who: str) -> None:
+    """Found by the property above on PostgreSQL: a NUL in the name reached the query and
+    PostgreSQL refused it (a dead letter). A name Telegram cannot give is no one."""
+    [answer] = await kit.run(kit.say(ADMIN, f"/role {who} admin"))
+    assert "has talked to me yet" in answer
+
+
+async def test_a_broadcast_with_a_nul_is_previewed_and_sent_without_it(kit: Kit) -> None:
+    """Found next to the /role case: the confirmed broadcast's text reached PostgreSQL with
+    its NUL (a dead letter and no broadcast)."""
+    [preview] = await kit.run(kit.say(ADMIN, "/broadcast office closed\x00 friday"))
+    assert "office closed friday" in preview
+    shown = kit.emulator.sent(ADMIN)[-1]
+    markup = shown.reply_markup or {}
+    send = markup["inline_keyboard"][0][0]["callback_data"]
+    await kit.run(lambda: kit.emulator.press_button(ADMIN, shown.message_id, send, chat_id=ADMIN))
+    [newest] = await kit.engine.broadcasts.ids(limit=1)
+    progress = await kit.engine.broadcasts.progress(newest)
+    assert progress is not None
+    assert progress.text == "office closed friday"
