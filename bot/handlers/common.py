@@ -4,8 +4,6 @@ prompts in groups, quiet button answers."""
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Awaitable
 from typing import Any
 
 from telegram import (
@@ -24,7 +22,6 @@ from bot.actors import actor_of, thread_of
 from bot.context import BotContext
 from bot.conversations import Awaiting
 from bot.keyboards import ROW_ID_MAX  # reminders' and broadcasts' ids: PostgreSQL integers
-from bot.logsafe import describe_error
 from bot.replies import esc, split_message
 
 EXPIRED = "This button has expired."
@@ -148,12 +145,3 @@ def number_in(text: str, *, high: int = ROW_ID_MAX) -> int | None:
         return None
     value = int(text)
     return value if value <= high else None
-
-
-async def after_the_answer(work: Awaitable[None], what: str) -> None:
-    """Keep a memo of an answer already sent; a store error is logged, never raised: a
-    retry of the update would send the answer twice."""
-    try:
-        await work
-    except Exception as error:
-        logging.getLogger("memorybot.bot").warning("%s not kept: %s", what, describe_error(error))
