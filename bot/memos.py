@@ -2,8 +2,9 @@
 kept per (chat, user) and written behind, so a recall's answer costs no write transaction.
 
 `remember` only notes the memo in this process; one unit of work writes every noted memo
-within `FLUSH_S` (and at shutdown). A button press reads the noted memo first, then SQL. A
-crash forgets at most the last `FLUSH_S` of memos: those buttons then answer "expired".
+within `FLUSH_S` (and at shutdown). A memo stays noted until the commit that wrote it, and a
+button press reads the noted memo first, then SQL. A crash forgets at most the last
+`FLUSH_S` of memos: those buttons then answer "expired".
 
 /forget_all must not leave a text behind: its unit of work drops the chat's noted memos and
 deletes its stored ones (`purge_step`) while holding `lock`; a flush takes its memos and
@@ -73,31 +74,43 @@ class Memos:
         return str(memo["query"]) if memo.get("message_id") == message_id else None
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self._flush_s)
-        await self.flush()
+        """Flush within `flush_s`, again while memos noted meanwhile wait (not after a failed
+        flush: the next `remember` starts over)."""
+        while self._noted:
+            await asyncio.sleep(self._flush_s)
+            if not await self.flush():
+                return
 
-    async def flush(self) -> None:
-        """Write every noted memo in one unit of work; a failure is logged (the buttons of
-        those messages then answer "expired"), never raised."""
+    async def flush(self) -> bool:
+        """Write every noted memo in one unit of work. A memo stays noted (and readable)
+        until the commit that wrote it; a failure is logged, never raised, and the memos
+        wait for the next flush. False when it failed."""
         if not self._noted:
-            return
+            return True
+        written: dict[str, str] = {}
         try:
             if self._stores.db.dialect == "sqlite":
                 # One writer at a time: no purge runs between this snapshot and the commit,
                 # and a purge in progress holds the writer while this waits without the lock.
                 async with self._stores.unit_of_work("memos") as uow, self.lock:
-                    await self._write(uow)
+                    written = await self._write(uow)
             else:
                 # The lock first, held through the commit: a purge waits for it.
                 async with self.lock, self._stores.unit_of_work("memos") as uow:
-                    await self._write(uow)
+                    written = await self._write(uow)
         except Exception as error:
-            log.warning("memos not kept: %s", type(error).__name__)
+            log.warning("memos not kept yet: %s", type(error).__name__)
+            return False
+        for key, memo in written.items():  # committed: SQL answers for them now
+            if self._noted.get(key) == memo:  # unless a newer one was noted meanwhile
+                del self._noted[key]
+        return True
 
-    async def _write(self, uow: UnitOfWork) -> None:
-        noted, self._noted = self._noted, {}
+    async def _write(self, uow: UnitOfWork) -> dict[str, str]:
+        noted = dict(self._noted)
         for key, memo in noted.items():
             await uow.kv.set(key, memo)
+        return noted
 
     async def aclose(self) -> None:
         """Write what is noted (at shutdown): the flush due within `FLUSH_S`, then the rest."""
