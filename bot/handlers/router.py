@@ -7,6 +7,7 @@ the handler that finishes the job. Handler modules never import each other for t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,8 +34,10 @@ from bot.handlers.saved import keep_both_pressed, replace_pressed
 from bot.handlers.saving import pending_ttl, save_command, save_text
 from bot.handlers.searching import forget_all_answered, recall_more, run_recall
 from bot.keyboards import Button, Callback, parse_callback
+from bot.logsafe import describe_error
 from engine.errors import InvalidInput
 
+log = logging.getLogger("memorybot.bot")
 Continuation = Callable[[Update, BotContext, str, dict[str, Any]], Awaitable[None]]
 ButtonAction = Callable[[Update, BotContext, Callback], Awaitable[str]]
 
@@ -52,8 +55,16 @@ async def _save_pending(
 async def _recall_pending(
     update: Update, context: BotContext, text: str, payload: dict[str, Any]
 ) -> None:
-    """`Awaiting.RECALL_QUERY`: this message is the question."""
+    """`Awaiting.RECALL_QUERY`: this message is the question. The prompt is cleared after the
+    answer (a recall writes nothing to clear it with): a recall that fails is retried as the
+    answer to the prompt, never saved as a note; a clearing that fails is logged, not retried
+    (the answer is out), and the prompt times out."""
     await run_recall(update, context, text)
+    actor = actor_of(update)
+    try:
+        await context.services.conversations.clear(actor.space_id, actor.id)
+    except Exception as error:
+        log.warning("recall prompt not cleared: %s", describe_error(error))
 
 
 async def _preview_pending(
@@ -71,8 +82,8 @@ CONTINUATIONS: dict[Awaiting, Continuation] = {
     Awaiting.BROADCAST_TEXT: _preview_pending,
     Awaiting.IMPORT_FILE: import_pending,
 }
-# States whose continuation clears them in its own unit of work, not before it.
-CLEARED_BY_THE_ACTION = frozenset({Awaiting.SAVE_TEXT})
+# States whose continuation clears them itself (in its unit of work, or after the answer).
+CLEARED_BY_THE_ACTION = frozenset({Awaiting.SAVE_TEXT, Awaiting.RECALL_QUERY})
 # Buttons answered with a note (a memory that is gone meanwhile makes the button expired).
 BUTTONS: dict[Button, ButtonAction] = {
     Button.UNDO_SAVE: forget_pressed,

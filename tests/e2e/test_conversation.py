@@ -115,6 +115,31 @@ async def test_recall_alone_asks_then_searches(bot: BotUnderTest) -> None:
     assert "Saved" in (saved.text or "")
 
 
+async def test_a_prompted_recall_that_fails_once_is_retried_as_a_recall(
+    bot: BotUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt is cleared after the answer: a recall that fails (a store blip) is retried
+    as the prompt's answer (it was cleared first, and the retry saved the question as a
+    note in a private chat)."""
+    await bot.say(A, "my passport is in the blue drawer")
+    await bot.say(A, "/recall")
+    reads = bot.engine.reads
+    real, failures = reads.recall, [ConnectionResetError("the database went away")]
+
+    async def recall_failing_once(**kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(**kwargs)
+
+    monkeypatch.setattr(reads, "recall", recall_failing_once)
+    [found] = await bot.say(A, "where is my passport")
+    assert not failures, "the recall failed once"
+    assert "1. my passport is in the blue drawer" in (found.plain or "")
+    assert await texts(bot, A) == ["my passport is in the blue drawer"], "no question saved"
+    [saved] = await bot.say(A, "a plain note after the answer")
+    assert "Saved" in (saved.text or ""), "the prompt was answered once"
+
+
 async def test_cancel_resets_a_pending_recall(bot: BotUnderTest) -> None:
     await bot.say(A, "/recall")
     [cancelled] = await bot.say(A, "/cancel")
