@@ -61,10 +61,11 @@ class SpaceMoves:
             if ids:
                 old_refs = [VectorRef(i, old) for i in ids]
                 records = await self._stores.vectors.fetch(old_refs)
-                # Deleted before written: when both ids share a shard, the write must win.
+                # Deleted before written: when both ids share a shard, the write must win. No
+                # vector of these ids is left to keep, so the write's undo only deletes.
                 await uow.delete_vectors(old_refs)
                 await uow.upsert_vectors(
-                    [dataclasses.replace(r, space_id=new) for r in records], replacing=True
+                    [dataclasses.replace(r, space_id=new) for r in records], replacing=False
                 )
         log.info("space moved old=%d new=%d memories=%d", old, new, moved)
         return moved
