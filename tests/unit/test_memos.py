@@ -21,6 +21,20 @@ def commits() -> float:
     return REGISTRY.get_sample_value("memorybot_sql_commits_total") or 0.0
 
 
+def hold_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold every kv write inside its transaction: (set once a write is made, set to go on)."""
+    writing, go_on = asyncio.Event(), asyncio.Event()
+    real_set = KeyValueRepository.set
+
+    async def held_set(self: KeyValueRepository, key: str, value: str) -> None:
+        await real_set(self, key, value)
+        writing.set()
+        await go_on.wait()
+
+    monkeypatch.setattr(KeyValueRepository, "set", held_set)
+    return writing, go_on
+
+
 @pytest.fixture
 async def memos(fake_engine: MemoryEngine) -> Memos:
     return Memos(fake_engine.stores, flush_s=60)  # flushed by hand here
@@ -93,15 +107,7 @@ async def test_a_memo_stays_readable_while_its_flush_is_in_flight(
 ) -> None:
     """Found by the full suite: the flush took the memos out of the process before its
     commit, and a press in between found neither (its button said "expired")."""
-    writing, go_on = asyncio.Event(), asyncio.Event()
-    real_set = KeyValueRepository.set
-
-    async def held_set(self: KeyValueRepository, key: str, value: str) -> None:
-        await real_set(self, key, value)
-        writing.set()
-        await go_on.wait()
-
-    monkeypatch.setattr(KeyValueRepository, "set", held_set)
+    writing, go_on = hold_writes(monkeypatch)
     memos.remember(CHAT, USER, 5, "#work")
     flushing = asyncio.create_task(memos.flush())
     await asyncio.wait_for(writing.wait(), 10)
@@ -125,15 +131,7 @@ async def test_a_forget_all_during_a_flush_leaves_no_memo_of_its_chat(
 ) -> None:
     """The flush is held inside its transaction (its memo written, not committed) while
     /forget_all runs: the purge waits for it, so the memo is gone afterwards either way."""
-    writing, go_on = asyncio.Event(), asyncio.Event()
-    real_set = KeyValueRepository.set
-
-    async def held_set(self: KeyValueRepository, key: str, value: str) -> None:
-        await real_set(self, key, value)
-        writing.set()
-        await go_on.wait()
-
-    monkeypatch.setattr(KeyValueRepository, "set", held_set)
+    writing, go_on = hold_writes(monkeypatch)
     memos.remember(CHAT, USER, 5, "a query forget_all must take")
     flushing = asyncio.create_task(memos.flush())
     await asyncio.wait_for(writing.wait(), 10)
