@@ -166,7 +166,7 @@ async def test_every_write_path_keeps_the_index_in_its_transaction(
     await fake_engine.writes.forget(space_id=1, memory_id=many[0].memory.id)
     assert await _keyword(fake_engine, "zebra") == ["zebra two"]
     await fake_engine.writes.save(
-        space_id=1, text="quokka soon gone", expires_at=datetime.now(UTC) + timedelta(seconds=1)
+        space_id=1, text="quokka soon gone", expires_at=datetime.now(UTC) + timedelta(hours=1)
     )
     assert await _keyword(fake_engine, "quokka") == ["quokka soon gone"]
     async with fake_engine.stores.unit_of_work("test_age") as uow:  # let it expire now

@@ -151,7 +151,7 @@ async def test_retry_backoff_and_blocked_chat(engine: MemoryEngine, user: int) -
     now = datetime.now(UTC)
     await remind(engine, now)
     [claimed] = await outbox.claim_due(now=now)
-    assert await outbox.retry_later(claimed, delay_s=60)
+    assert await outbox.retry_later(claimed, delay_s=60, now=now)
     assert await outbox.claim_due(now=now + timedelta(seconds=30)) == []
     [again] = await outbox.claim_due(now=now + timedelta(seconds=61))
     assert again.attempts == 1
