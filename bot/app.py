@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from telegram import Update
 from telegram.constants import ChatType
@@ -44,6 +45,7 @@ from engine.settings import Settings
 log = logging.getLogger("memorybot.bot")
 NEW = filters.UpdateType.MESSAGE
 TEXTUAL = filters.TEXT | filters.CAPTION
+SAVE_COMMAND = re.compile(r"/save(@\w+)?(\s|$)")
 
 
 async def gate(update: Update, context: BotContext) -> None:
@@ -54,8 +56,16 @@ async def gate(update: Update, context: BotContext) -> None:
     chat = update.effective_chat
     talks = update.message is not None or update.callback_query is not None  # not a block
     if talks and chat is not None and chat.type == ChatType.PRIVATE:
-        known = await context.services.ensure_user(update)
+        known = await context.services.ensure_user(update, defer=may_save(update))
         await menus_of(context.bot_data).follow(context.bot, known.id, known.role)
+
+
+def may_save(update: Update) -> bool:
+    """A new message that may become a memory: the sender's registration, if one is due,
+    can ride in the save's transaction (written at the end of the update otherwise)."""
+    message = update.message
+    text = (message.text or message.caption or "") if message is not None else ""
+    return bool(text) and (not text.startswith("/") or SAVE_COMMAND.match(text) is not None)
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:

@@ -55,11 +55,14 @@ class UpdateProcessor:
         try:
             with UPDATE_SECONDS.time():
                 await self.app.process_update(update)
+            failure = failures.pop(update.update_id, None)
+            if failure is None:
+                await self.services.write_user(update)  # a registration nothing carried
         except Exception as error:  # process_update itself rarely raises; be safe
             return error
         finally:
             self.services.forget_update(update.update_id)
-        return failures.pop(update.update_id, None)
+        return failure
 
     async def park(
         self, update_id: int, raw: dict[str, Any], error: BaseException, *, attempts: int

@@ -20,6 +20,8 @@ from engine.app import MemoryEngine
 from engine.clock import utcnow
 from engine.errors import AlreadyExists, InvalidInput
 from engine.memory import is_expired
+from engine.uow import InSameUnit, UnitOfWork
+from engine.users import Profile, Registration
 from engine.users import User as KnownUser
 
 KEY = "memorybot"  # where the Application keeps them: `app.bot_data[KEY]`
@@ -45,6 +47,7 @@ class BotServices:
     admins: GroupAdmins = field(default_factory=GroupAdmins)
     failures: dict[int, BaseException] = field(default_factory=dict)
     users_in_update: dict[int, KnownUser] = field(default_factory=dict)
+    unwritten: dict[int, Registration] = field(default_factory=dict)  # by update id
     wake_broadcasts: Callable[[], None] = lambda: None
 
     @classmethod
@@ -57,7 +60,9 @@ class BotServices:
             ledger=UpdateLedger(engine.stores),
         )
 
-    async def permit(self, update: Update, *, write: bool, stores: bool = False) -> Actor | None:
+    async def permit(
+        self, update: Update, *, write: bool, stores: bool = False, carry: bool = False
+    ) -> Actor | None:
         """The actor if their role and quotas allow this operation; else reply and None.
 
         Quotas count per acting user (a group speaker is registered, inactive, for that);
@@ -67,12 +72,14 @@ class BotServices:
         Args:
             write: the operation changes memories (viewers may only read).
             stores: the operation adds a memory (checks the stored-memories quota too).
+            carry: the caller's write carries the user's registration (`carried_user`);
+                otherwise a registration still unwritten is written now, before it.
         """
         actor = actor_of(update)
         engine = self.engine
         try:
             user, held = await asyncio.gather(  # two reads at once, not one after the other
-                self._known_user(update, actor),
+                self._known_user(update, actor, defer=carry),
                 engine.quotas.held(actor.space_id) if stores else _nothing(),
             )
             if user is not None and write and user.role == Role.VIEWER:
@@ -82,6 +89,8 @@ class BotServices:
                 actor = dataclasses.replace(actor, held=held)  # the save needs no 2nd COUNT
             if user is not None:
                 engine.quotas.consume_for(user)
+            if not carry:
+                await self.write_user(update)
         except InvalidInput as refusal:
             chat = update.effective_chat
             if chat is not None:
@@ -89,16 +98,18 @@ class BotServices:
             return None
         return actor
 
-    async def _known_user(self, update: Update, actor: Actor) -> KnownUser | None:
-        return None if actor.anonymous else await self.ensure_user(update)
+    async def _known_user(self, update: Update, actor: Actor, *, defer: bool) -> KnownUser | None:
+        return None if actor.anonymous else await self.ensure_user(update, defer=defer)
 
-    async def ensure_user(self, update: Update) -> KnownUser:
+    async def ensure_user(self, update: Update, *, defer: bool = False) -> KnownUser:
         """Make the sender a known user: in a private chat an active one (a broadcast
         recipient, again at once after a block), in a group an inactive one. Returns the row.
 
         Reads the user's row once per update (the gate and `permit` share it; no cache that
         would outlive the update, so a block or a role change counts at the next message)
         and writes only when they are new, come back in private, or changed their name.
+        With `defer` that write waits for the update's own write to carry it (a newcomer's
+        first save is one transaction), or for `write_user`; the row as it will be is returned.
         """
         memo = self.users_in_update.get(update.update_id)
         if memo is not None:
@@ -108,11 +119,16 @@ class BotServices:
         assert chat is not None
         private = chat.type == ChatType.PRIVATE
         known = await self.engine.users.get(user_id=user.id)
-        if (
+        stale = (
             known is None
             or (not known.is_active and private)
             or (known.username, known.first_name) != (user.username, user.first_name)
-        ):
+        )
+        if stale and defer:  # (`stale` is True when `known` is None)
+            later = self.engine.users.registration(profile_of(user, private), known)
+            self.unwritten[update.update_id] = later
+            known = later.user
+        elif stale or known is None:
             try:
                 known = await self._register(user, private=private)
             except AlreadyExists:  # registered meanwhile from another chat: refresh that row
@@ -120,9 +136,36 @@ class BotServices:
         self.users_in_update[update.update_id] = known
         return known
 
+    def carried_user(self, update: Update) -> InSameUnit | None:
+        """The sender's unwritten registration, for the update's own write to carry. Owed
+        until that write runs it (a save refused before its transaction did not); if that
+        transaction then fails, so does the update, and its retry registers them again."""
+        update_id = update.update_id
+        later = self.unwritten.get(update_id)
+        if later is None:
+            return None
+        registration = later
+
+        async def write(uow: UnitOfWork) -> None:
+            await registration.write(uow)
+            self.unwritten.pop(update_id, None)
+
+        return write
+
+    async def write_user(self, update: Update) -> None:
+        """Write the sender's registration if no write of the update carried it (yet)."""
+        later = self.unwritten.pop(update.update_id, None)
+        if later is not None:
+            try:
+                await self.engine.users.apply(later)
+            except BaseException:
+                self.unwritten[update.update_id] = later  # still owed: written at the end
+                raise
+
     def forget_update(self, update_id: int) -> None:
         """The update is finished: drop what was memoised for it."""
         self.users_in_update.pop(update_id, None)
+        self.unwritten.pop(update_id, None)
 
     async def _register(self, user: User, *, private: bool) -> KnownUser:
         return await self.engine.users.register(
@@ -148,3 +191,10 @@ class BotServices:
 
 async def _nothing() -> None:
     return None
+
+
+def profile_of(user: User, private: bool) -> Profile:
+    """The engine's view of a Telegram user."""
+    return Profile(
+        user.id, user.username, user.first_name, user.last_name, user.language_code, private
+    )

@@ -52,6 +52,8 @@ async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Ou
         for item, vector, also in batch:
             if also is not None:
                 await also(uow)
+                if is_personal(item.space_id) and item.space_id not in known:
+                    known |= await uow.users.existing_ids([item.space_id])  # registered now?
             existing = by_source.get(item.source) if item.source else None
             if is_personal(item.space_id) and item.space_id not in known:
                 outcomes.append(UnknownUser(item.space_id))

@@ -207,3 +207,16 @@ class UnitOfWork(Repositories):
 
 
 InSameUnit = Callable[[UnitOfWork], Awaitable[None]]  # more work for an action's own unit of work
+
+
+def in_turn(*steps: InSameUnit | None) -> InSameUnit | None:
+    """The given steps as one, run one after the other (None when none is given)."""
+    given = [step for step in steps if step is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    async def run(uow: UnitOfWork) -> None:
+        for step in given:
+            await step(uow)
+
+    return run

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from engine.errors import UnknownUser
+from engine.errors import AlreadyExists, UnknownUser
 from engine.stores import Stores
 from engine.uow import InSameUnit, UnitOfWork
 from engine.zones import zone_named
@@ -42,6 +42,26 @@ class User:
         )
 
 
+@dataclass(frozen=True)
+class Profile:
+    """Who a user is as Telegram shows them, and whether they wrote in private."""
+
+    user_id: int
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    language_code: str | None
+    private: bool
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A user's row as it will be once `write` ran in some unit of work."""
+
+    user: User
+    write: InSameUnit
+
+
 class UserService:
     """Who talks to the bot."""
 
@@ -65,20 +85,55 @@ class UserService:
             private: they wrote to the bot in private (they become, or are again, a broadcast
                 recipient); False for someone seen only in a group.
         """
-        is_admin = user_id in self._admin_ids
+        profile = Profile(user_id, username, first_name, last_name, language_code, private)
         async with self._stores.unit_of_work("register") as uow:
-            row = await uow.users.register(
-                user_id=user_id,
-                username=username,
-                first_name=first_name,
-                last_name=last_name,
-                language_code=language_code,
-                role="admin" if is_admin else "user",
-                private=private,
-            )
-            if is_admin and row.role_granted_by is None:  # a /role decision wins
-                row.role = "admin"
+            row = await self._write(uow, profile)
         return User.from_row(row)
+
+    async def apply(self, registration: Registration) -> None:
+        """Write a registration that no other unit of work carried, in its own."""
+        try:
+            async with self._stores.unit_of_work("register") as uow:
+                await registration.write(uow)
+        except AlreadyExists:  # registered meanwhile from another chat: refresh that row
+            async with self._stores.unit_of_work("register") as uow:
+                await registration.write(uow)
+
+    def registration(self, profile: Profile, known: User | None) -> Registration:
+        """What `register` would write and return, as a step for another action's unit of
+        work (a newcomer's first save registers them in the save's own transaction)."""
+        if known is None:
+            role = "admin" if profile.user_id in self._admin_ids else "user"
+            user = User(
+                profile.user_id, profile.username, profile.first_name, role, profile.private
+            )
+        else:
+            user = replace(
+                known,
+                username=profile.username,
+                first_name=profile.first_name,
+                is_active=known.is_active or profile.private,
+            )
+
+        async def write(uow: UnitOfWork) -> None:
+            await self._write(uow, profile)
+
+        return Registration(user, write)
+
+    async def _write(self, uow: UnitOfWork, profile: Profile) -> UserRow:
+        is_admin = profile.user_id in self._admin_ids
+        row = await uow.users.register(
+            user_id=profile.user_id,
+            username=profile.username,
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            language_code=profile.language_code,
+            role="admin" if is_admin else "user",
+            private=profile.private,
+        )
+        if is_admin and row.role_granted_by is None:  # a /role decision wins
+            row.role = "admin"
+        return row
 
     def timezone_step(self, *, user_id: int, name: str) -> InSameUnit:
         """The step that stores the user's time zone inside another action's unit of work

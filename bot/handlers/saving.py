@@ -16,7 +16,7 @@ from bot.handlers.saved import saved_reply
 from bot.ttl import BadTtl, split_ttl
 from engine.clock import utcnow
 from engine.errors import InvalidInput
-from engine.uow import InSameUnit
+from engine.uow import InSameUnit, in_turn
 
 SAVE_PROMPT = (
     "What should I remember for this group? Reply to this message with the text (/cancel to stop)."
@@ -37,7 +37,7 @@ async def save_text(
     message = update.effective_message
     assert message is not None
     services.engine.writes.prefetch(text)  # the model runs while permissions are checked
-    actor = await services.permit(update, write=True, stores=True)
+    actor = await services.permit(update, write=True, stores=True, carry=True)
     if actor is None:
         return
     try:
@@ -50,7 +50,7 @@ async def save_text(
             message_id=message.message_id,
             expires_at=utcnow() + ttl if ttl else None,
             space_count=actor.held,
-            also=also,
+            also=in_turn(services.carried_user(update), also),  # a newcomer: registered too
         )
     except InvalidInput as error:
         await warn(update, error)

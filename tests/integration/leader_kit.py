@@ -115,13 +115,16 @@ def worker(engine: MemoryEngine, inbox: Inbox, name: str, *, rate: float) -> Bro
 
 async def terminate_lock_connection(settings: Settings, job: str) -> list[int]:
     """From another connection, end the backend holding `job`'s lock (found by its
-    application_name); returns the pids ended."""
+    application_name and its granted advisory lock: a rival asking for the lock at that
+    moment has a connection of the same name); returns the pids ended."""
     database = make_url(settings.database_url).database
     connection = await asyncpg.connect(PG_ADMIN.rsplit("/", 1)[0] + f"/{database}")
     try:
         rows = await connection.fetch(
-            "SELECT pid, pg_terminate_backend(pid) AS ended FROM pg_stat_activity"
-            " WHERE application_name = $1 AND datname = $2",
+            "SELECT a.pid, pg_terminate_backend(a.pid) AS ended FROM pg_stat_activity a"
+            " WHERE a.application_name = $1 AND a.datname = $2 AND EXISTS ("
+            "  SELECT 1 FROM pg_locks l"
+            "  WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)",
             application_name(job),
             database,
         )
