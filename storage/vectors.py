@@ -55,6 +55,9 @@ class ChromaIndex:
         self._collections: dict[tuple[int, int], Any] = {}  # (generation, shard) -> collection
         self._counts: dict[tuple[int, int], tuple[float, int]] = {}  # same key -> (when, count)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chroma")
+        # Writes run inside an open SQL transaction (SQLite: holding its one write lock), so
+        # they never queue behind queries: their own thread, in the order they were asked.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-write")
 
     @classmethod
     def open(
@@ -95,6 +98,9 @@ class ChromaIndex:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
     def _collection(self, shard: int, generation: int | None = None) -> Any:
         key = (self._gen(generation), shard)
         collection = self._collections.get(key)
@@ -133,7 +139,7 @@ class ChromaIndex:
     ) -> None:
         """Add or replace `records` (idempotent) in `generation` (default: the current one)."""
         if records:
-            await self._run(self._upsert_sync, records, self._gen(generation))
+            await self._write(self._upsert_sync, records, self._gen(generation))
 
     def _delete_sync(self, refs: Sequence[VectorRef], generation: int) -> None:
         for shard, collection, part in self._batches(refs, lambda r: r.space_id, generation):
@@ -143,7 +149,7 @@ class ChromaIndex:
     async def delete(self, refs: Sequence[VectorRef]) -> None:
         """Delete the vectors at `refs` from the current generation; missing ones are ignored."""
         if refs:
-            await self._run(self._delete_sync, refs, self._generation)
+            await self._write(self._delete_sync, refs, self._generation)
 
     def _fetch_sync(self, refs: Sequence[VectorRef], generation: int) -> list[VectorRecord]:
         found: list[VectorRecord] = []
@@ -257,7 +263,7 @@ class ChromaIndex:
 
     async def drop_generation(self, generation: int) -> None:
         """Delete every vector of `generation` (a no-op when it holds none)."""
-        await self._run(self._drop_sync, generation)
+        await self._write(self._drop_sync, generation)
 
     async def switch_generation(self, generation: int) -> None:
         """Make `generation` current; the previous one keeps its vectors until dropped."""
@@ -266,3 +272,4 @@ class ChromaIndex:
     def close(self) -> None:
         """Stop the worker threads without waiting for them (never blocks the event loop)."""
         self._executor.shutdown(wait=False)
+        self._writer.shutdown(wait=False)
