@@ -56,7 +56,7 @@ async def gate(update: Update, context: BotContext) -> None:
     chat = update.effective_chat
     talks = update.message is not None or update.callback_query is not None  # not a block
     if talks and chat is not None and chat.type == ChatType.PRIVATE:
-        known = await context.services.ensure_user(update, defer=may_save(update))
+        known = await context.services.welcome(update, may_save=may_save(update))
         await menus_of(context.bot_data).follow(context.bot, known.id, known.role)
 
 

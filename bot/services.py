@@ -48,6 +48,7 @@ class BotServices:
     failures: dict[int, BaseException] = field(default_factory=dict)
     users_in_update: dict[int, KnownUser] = field(default_factory=dict)
     unwritten: dict[int, Registration] = field(default_factory=dict)  # by update id
+    held_in_update: dict[int, int] = field(default_factory=dict)  # space count, by update id
     wake_broadcasts: Callable[[], None] = lambda: None
 
     @classmethod
@@ -80,7 +81,7 @@ class BotServices:
         try:
             user, held = await asyncio.gather(  # two reads at once, not one after the other
                 self._known_user(update, actor, defer=carry),
-                engine.quotas.held(actor.space_id) if stores else _nothing(),
+                self._held(update, actor) if stores else _nothing(),
             )
             if user is not None and write and user.role == Role.VIEWER:
                 raise ViewerOnly()
@@ -97,6 +98,22 @@ class BotServices:
                 await chat.send_message(f"⚠️ {refusal}", message_thread_id=thread_of(update))
             return None
         return actor
+
+    async def welcome(self, update: Update, *, may_save: bool) -> KnownUser:
+        """The gate's read of a private sender (see `ensure_user`); for a message that may be
+        saved, the space's count for its quota check is read beside it, not after it."""
+        chat = update.effective_chat
+        if not may_save or chat is None:
+            return await self.ensure_user(update)
+        known, held = await asyncio.gather(
+            self.ensure_user(update, defer=True), self.engine.quotas.held(chat.id)
+        )
+        self.held_in_update[update.update_id] = held
+        return known
+
+    async def _held(self, update: Update, actor: Actor) -> int:
+        held = self.held_in_update.pop(update.update_id, None)
+        return await self.engine.quotas.held(actor.space_id) if held is None else held
 
     async def _known_user(self, update: Update, actor: Actor, *, defer: bool) -> KnownUser | None:
         return None if actor.anonymous else await self.ensure_user(update, defer=defer)
@@ -149,6 +166,8 @@ class BotServices:
         async def write(uow: UnitOfWork) -> None:
             await registration.write(uow)
             self.unwritten.pop(update_id, None)
+
+        self.held_in_update.pop(update_id, None)
 
         return write
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,7 +54,9 @@ class ChromaIndex:
         self.shards = shards
         self._generation = generation
         self._collections: dict[tuple[int, int], Any] = {}  # (generation, shard) -> collection
-        self._counts: dict[tuple[int, int], tuple[float, int]] = {}  # same key -> (when, count)
+        # same key -> (when, count, writes seen): a count taken while a write ran is not reused
+        self._counts: dict[tuple[int, int], tuple[float, int, int]] = {}
+        self._writes: Counter[tuple[int, int]] = Counter()  # same key -> writes so far
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chroma")
         # Writes run inside an open SQL transaction (SQLite: holding its one write lock), so
         # they never queue behind queries: their own thread, in the order they were asked.
@@ -132,7 +135,7 @@ class ChromaIndex:
                 embeddings=np.stack([r.embedding for r in part]),
                 metadatas=[r.metadata(written_at) for r in part],
             )
-            self._counts.pop((generation, shard), None)
+            self._writes[(generation, shard)] += 1
 
     async def upsert(
         self, records: Sequence[VectorRecord], *, generation: int | None = None
@@ -144,7 +147,7 @@ class ChromaIndex:
     def _delete_sync(self, refs: Sequence[VectorRef], generation: int) -> None:
         for shard, collection, part in self._batches(refs, lambda r: r.space_id, generation):
             collection.delete(ids=[r.id for r in part])
-            self._counts.pop((generation, shard), None)
+            self._writes[(generation, shard)] += 1
 
     async def delete(self, refs: Sequence[VectorRef]) -> None:
         """Delete the vectors at `refs` from the current generation; missing ones are ignored."""
@@ -174,11 +177,17 @@ class ChromaIndex:
 
     def _shard_count(self, shard: int, generation: int, at_least: int = 1) -> int:
         """The shard's size, cached; a cached figure below `at_least` (what SQL knows) is stale."""
-        cached = self._counts.get((generation, shard))
-        if cached and cached[1] >= at_least and time.monotonic() - cached[0] < COUNT_TTL_S:
+        key = (generation, shard)
+        writes, cached = self._writes[key], self._counts.get(key)
+        if (
+            cached
+            and cached[2] == writes
+            and cached[1] >= at_least
+            and time.monotonic() - cached[0] < COUNT_TTL_S
+        ):
             return cached[1]
         count = int(self._collection(shard, generation).count())
-        self._counts[(generation, shard)] = (time.monotonic(), count)
+        self._counts[key] = (time.monotonic(), count, writes)  # stale if a write ran meanwhile
         return count
 
     def _query_sync(
@@ -258,6 +267,7 @@ class ChromaIndex:
         for shard in range(self.shards):
             self._collections.pop((generation, shard), None)
             self._counts.pop((generation, shard), None)
+            self._writes[(generation, shard)] += 1
             with contextlib.suppress(NotFoundError):  # never written, or already dropped
                 self._client.delete_collection(self.collection_name(shard, generation))
 

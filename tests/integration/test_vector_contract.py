@@ -189,7 +189,8 @@ async def test_a_stale_cached_shard_count_does_not_hide_new_vectors(tmp_path: Pa
         assert await top(index, 2, k=3, space_count=0) == []
         written = rec("fresh", 2, toward(0.9))
         await index.upsert([written])
-        index._counts[(index.generation, index.shard_of(2))] = (time.monotonic(), 0)
+        key = (index.generation, index.shard_of(2))
+        index._counts[key] = (time.monotonic(), 0, index._writes[key])  # as if after the write
         assert await top(index, 2, k=3, space_count=1) == ["fresh"]
     finally:
         index.close()
@@ -255,3 +256,23 @@ async def test_close_returns_at_once_and_refuses_later_work(index: VectorIndex) 
     assert time.monotonic() - started < 0.5
     with pytest.raises(RuntimeError):
         await index.count()
+
+
+def test_a_count_taken_while_a_write_ran_is_not_reused(tmp_path: Path) -> None:
+    """A save's near-duplicate query runs beside its upsert: a shard count taken while the
+    upsert ran is counted again next time, not served from the cache for COUNT_TTL_S."""
+    index = ChromaIndex.open(path=tmp_path / "chroma", url=None, base="race", shards=SHARDS)
+    key = (index.generation, index.shard_of(2))
+    sizes = iter([5, 7])
+
+    class Racing:
+        def count(self) -> int:
+            index._writes[key] += 1  # the upsert lands while the count runs
+            return next(sizes)
+
+    try:
+        index._collections[key] = Racing()
+        assert index._shard_count(key[1], key[0]) == 5
+        assert index._shard_count(key[1], key[0]) == 7, "the racing count was reused"
+    finally:
+        index.close()
