@@ -167,8 +167,6 @@ class BotServices:
             await registration.write(uow)
             self.unwritten.pop(update_id, None)
 
-        self.held_in_update.pop(update_id, None)
-
         return write
 
     async def write_user(self, update: Update) -> None:
@@ -185,6 +183,7 @@ class BotServices:
         """The update is finished: drop what was memoised for it."""
         self.users_in_update.pop(update_id, None)
         self.unwritten.pop(update_id, None)
+        self.held_in_update.pop(update_id, None)
 
     async def _register(self, user: User, *, private: bool) -> KnownUser:
         return await self.engine.users.register(

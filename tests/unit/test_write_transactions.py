@@ -246,6 +246,18 @@ async def test_a_newcomers_refused_message_still_registers_them(kit: Kit) -> Non
     assert user is not None
     assert user.is_active
     assert (await kit.engine.reads.page(space_id=NEWCOMER)).total == 0
+    services = kit.processor.services
+    assert (services.users_in_update, services.unwritten, services.held_in_update) == ({}, {}, {})
+
+
+async def test_what_an_update_read_is_forgotten_when_it_ends(kit: Kit) -> None:
+    """A prompt's answer reads like a save in the gate (user row and the space's count) but
+    is a recall: nothing read for the update outlives it."""
+    answered(await kit.run(kit.say(USER, "/start")))
+    answered(await kit.run(kit.say(USER, "/recall")))
+    answered(await kit.run(kit.say(USER, "spare key")))
+    services = kit.processor.services
+    assert (services.users_in_update, services.unwritten, services.held_in_update) == ({}, {}, {})
 
 
 async def test_a_renamed_users_save_keeps_their_new_name(kit: Kit) -> None:
