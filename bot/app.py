@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from telegram import Update
 from telegram.constants import ChatType
@@ -32,7 +31,7 @@ from bot.handlers.importing import import_command
 from bot.handlers.listing import list_command, tags_command
 from bot.handlers.reminding import remind_command, reminders_command, timezone_command
 from bot.handlers.router import addressed_to_me, button_pressed, file_message, plain_message
-from bot.handlers.saving import edited_message, save_command
+from bot.handlers.saving import SAVE_COMMAND, edited_message, save_command
 from bot.handlers.searching import forget_all_command, recall_command
 from bot.limiter import ChatRateLimiter
 from bot.logsafe import log_failure
@@ -45,7 +44,6 @@ from engine.settings import Settings
 log = logging.getLogger("memorybot.bot")
 NEW = filters.UpdateType.MESSAGE
 TEXTUAL = filters.TEXT | filters.CAPTION
-SAVE_COMMAND = re.compile(r"/save(@\w+)?(\s|$)")
 
 
 async def gate(update: Update, context: BotContext) -> None:

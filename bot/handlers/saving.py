@@ -18,6 +18,7 @@ from engine.clock import utcnow
 from engine.errors import InvalidInput
 from engine.uow import InSameUnit, in_turn
 
+SAVE_COMMAND = re.compile(r"/save(@\w+)?(\s|$)")  # /save, /save@bot, with or without text
 SAVE_PROMPT = (
     "What should I remember for this group? Reply to this message with the text (/cancel to stop)."
 )
@@ -100,7 +101,7 @@ async def edited_message(update: Update, context: BotContext) -> None:
         return
     text = message_text(message)
     if text.startswith("/"):
-        if not re.match(r"/save(@\w+)?(\s|$)", text):
+        if not SAVE_COMMAND.match(text):
             return  # an edited /recall or /list changes no memory
         try:
             text = split_ttl(command_payload(message))[1]
