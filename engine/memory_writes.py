@@ -37,7 +37,7 @@ class MemoryWrites:
         self._stores = stores
         self._limit = stores.settings.max_memory_chars
         self._save_queue: BatchQueue[Pending, SaveResult] = BatchQueue(
-            self._save_batch, max_batch=SAVE_BATCH_MAX, wait_s=0.0
+            self._save_batch, max_batch=SAVE_BATCH_MAX, wait_s=0.0, split=True
         )
 
     @property

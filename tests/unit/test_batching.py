@@ -109,6 +109,64 @@ async def test_a_run_batch_returning_too_few_results_fails_the_callers() -> None
     assert any(isinstance(r, BaseException) for r in results)
 
 
+class Poisoned:
+    """A run_batch that fails as a whole whenever a batch holds a poison item (or always)."""
+
+    def __init__(self, poison: frozenset[int], *, down: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.poison = poison
+        self.down = down
+
+    async def __call__(self, items: list[int]) -> list[int | BaseException]:
+        self.batches.append(list(items))
+        await asyncio.sleep(0)
+        if self.down or self.poison & set(items):
+            raise Boom("store fault")
+        return [i * 2 for i in items]
+
+
+async def submit_together(queue: BatchQueue[int, int], n: int) -> list[int | BaseException]:
+    """Submit 0..n-1 so that they all land in one batch."""
+    return await asyncio.gather(*(queue.submit(i) for i in range(n)), return_exceptions=True)
+
+
+@pytest.mark.parametrize("poison", [0, 7, 12, 19])
+async def test_one_poison_item_fails_alone_and_its_neighbours_go_through(poison: int) -> None:
+    run = Poisoned(frozenset({poison}))
+    queue: BatchQueue[int, int] = BatchQueue(run, max_batch=64, wait_s=0.0, split=True)
+    results = await submit_together(queue, 20)
+    assert isinstance(results[poison], Boom)
+    assert [r for i, r in enumerate(results) if i != poison] == [
+        i * 2 for i in range(20) if i != poison
+    ]
+    assert len(run.batches) <= 1 + 2 * 5  # one halving per level, two attempts each
+    assert [poison] in run.batches
+    assert queue.batches == len(run.batches)
+
+
+async def test_a_store_that_is_down_costs_three_attempts_not_one_per_item() -> None:
+    run = Poisoned(frozenset(), down=True)
+    queue: BatchQueue[int, int] = BatchQueue(run, max_batch=64, wait_s=0.0, split=True)
+    results = await submit_together(queue, 20)
+    assert all(isinstance(r, Boom) for r in results)
+    assert [len(b) for b in run.batches] == [20, 10, 10]
+
+
+async def test_a_blip_that_passes_is_not_seen_by_any_caller() -> None:
+    run = Doubler(fail_batches=1)
+    queue: BatchQueue[int, int] = BatchQueue(run, max_batch=64, wait_s=0.0, split=True)
+    assert await submit_together(queue, 6) == [0, 2, 4, 6, 8, 10]
+    assert run.batches == [[0, 1, 2, 3, 4, 5], [0, 1, 2], [3, 4, 5]]
+
+
+async def test_without_split_a_poison_item_fails_its_whole_batch() -> None:
+    run = Poisoned(frozenset({3}))
+    queue: BatchQueue[int, int] = BatchQueue(run, max_batch=64, wait_s=0.0)
+    results = await submit_together(queue, 6)
+    assert all(isinstance(r, Boom) for r in results)
+    assert len(run.batches) == 1
+
+
 class CountingEncode:
     def __init__(self, *, fail: bool = False) -> None:
         self.calls: list[list[str]] = []

@@ -31,7 +31,7 @@ async def test_a_failing_group_commit_of_two_users_saves_logs_no_text(
     fake_engine: MemoryEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    fake_engine.stores.faults.fail(Step.COMMIT)
+    fake_engine.stores.faults.fail(Step.COMMIT, times=3)  # the batch, then each half of it
     outcomes = await asyncio.gather(
         *(
             fake_engine.writes.save(space_id=GROUP, author_id=author, text=secret)
