@@ -2,9 +2,11 @@
 
 The worker leases runs of chats from the inbox and gives each chat a lane (a task). A lane
 processes its updates one by one under a deadline; done updates are marked in the same
-transaction as the next claim. A store outage (see `engine.breaker`) pauses everything:
-the update goes back to the inbox uncounted, and chats waiting longer than a few seconds get
-one notice. A failure while the stores are healthy is retried with backoff, then parked.
+transaction as the next claim. The intake stores each batch through `store`, which claims in
+the same transaction: a new update reaches its lane without being read back. A store outage
+(see `engine.breaker`) pauses everything: the update goes back to the inbox uncounted, and
+chats waiting longer than a few seconds get one notice. A failure while the stores are
+healthy is retried with backoff, then parked.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import asyncio
 import contextlib
 import functools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from telegram.error import TelegramError
 
 from bot.lane_runner import LaneRunner
 from bot.processing import UpdateProcessor
 from engine.breaker import Breakers
-from engine.inbox import DONE, Claimed, Inbox
+from engine.inbox import DONE, Claimed, Inbox, Received
 from engine.settings import Settings
 from engine.waiting import wait_set
 
@@ -79,21 +81,38 @@ class InboxWorker:
         finally:
             await self._drain()
 
+    async def store(self, updates: Sequence[Received]) -> int:
+        """Store a received batch (intake) and, in the same transaction, mark what is done and
+        claim chats for the free lanes: new updates go to their lanes from memory, with no
+        wake-up and no claim transaction of their own. Raises what the store raised (the
+        intake keeps the batch and tries again); returns how many updates were new."""
+        return await self._round(updates)
+
     async def _claim_round(self) -> None:
         if self.breakers.open:
             await self._notify_waiting()
             return
-        free = self.settings.inbox_parallel_chats - len(self._lanes)
+        try:
+            await self._round(())
+        except Exception as error:
+            self.runner.store_failed(error, "claim")
+
+    async def _round(self, updates: Sequence[Received]) -> int:
+        """One inbox transaction: store `updates`, finish, give back, claim; then start the
+        lanes of what was claimed (nothing is claimed while a breaker is open or stopping)."""
+        paused = bool(self.breakers.open) or self._stopping.is_set()
+        free = 0 if paused else self.settings.inbox_parallel_chats - len(self._lanes)
         runner = self.runner
         done, runner.done = runner.done, []
         release, runner.release = runner.release, []
         try:
-            claimed = await self.inbox.finish_and_claim(done, release=release, chats=max(free, 0))
-        except Exception as error:
+            new, claimed = await self.inbox.store_and_claim(
+                updates, done, release=release, chats=max(free, 0)
+            )
+        except Exception:
             runner.done = done + runner.done  # marked next time
             runner.release = release + runner.release
-            runner.store_failed(error, "claim")
-            return
+            raise
         self.breakers.sql.success()
         runs: dict[int, list[Claimed]] = defaultdict(list)
         for row in claimed:
@@ -103,12 +122,15 @@ class InboxWorker:
             task = asyncio.create_task(self.runner.run(run), name=f"lane-{chat_id}")
             self._lanes[chat_id] = task
             task.add_done_callback(functools.partial(self._lane_ended, chat_id))
+        return new
 
-    def _lane_ended(self, chat_id: int, _task: asyncio.Task[None]) -> None:
+    def _lane_ended(self, chat_id: int, task: asyncio.Task[None]) -> None:
+        self._wake.set()
+        if self._lanes.get(chat_id) is not task:  # the chat's next run has its lane already
+            return
         if self.inbox.shared:  # another process may take the chat next
             self.processor.services.conversations.let_go(chat_id)
-        self._lanes.pop(chat_id, None)
-        self._wake.set()
+        del self._lanes[chat_id]
 
     async def _idle(self) -> None:
         poll = IDLE_POLL_S if not self.breakers.open else self.settings.breaker_probe_s / 2

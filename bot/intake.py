@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from telegram import Update
@@ -37,7 +37,11 @@ POLL_TIMEOUT_S = 10
 
 
 class PollingIntake:
-    """getUpdates long polling into the inbox; `stored` is called after each stored batch."""
+    """getUpdates long polling into the inbox; `stored` is called after each stored batch.
+
+    `store` writes a batch (default: the inbox's own); the runner passes the worker's, which
+    claims in the same transaction and hands the new updates to lanes from memory.
+    """
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class PollingIntake:
         inbox: Inbox,
         breakers: Breakers,
         *,
+        store: Callable[[Sequence[Received]], Awaitable[int]] | None = None,
         stored: Callable[[], None] = lambda: None,
         poll_timeout_s: int = POLL_TIMEOUT_S,
         delay_notice_s: float = 5.0,
@@ -52,6 +57,7 @@ class PollingIntake:
         self.bot = bot
         self.inbox = inbox
         self.breakers = breakers
+        self.store = inbox.store if store is None else store  # the worker's claims too
         self.stored = stored
         self.poll_timeout_s = poll_timeout_s
         self.delay_notice_s = delay_notice_s
@@ -93,7 +99,7 @@ class PollingIntake:
         failures = 0
         while True:
             try:
-                UPDATES_RECEIVED.inc(await self.inbox.store(received(raw, told)))
+                UPDATES_RECEIVED.inc(await self.store(received(raw, told)))
                 self.breakers.sql.success()
                 break
             except Exception as error:

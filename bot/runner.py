@@ -172,12 +172,13 @@ def on_stop_signals(action: Callable[[], None]) -> None:
 
 
 def polling_intake(runtime: BotRuntime, *, poll_timeout_s: int = POLL_TIMEOUT_S) -> PollingIntake:
-    """getUpdates into the runtime's inbox, waking its worker after each stored batch."""
+    """getUpdates into the runtime's inbox through its worker, which claims what it can in
+    the same transaction (what it cannot take yet is claimed when a lane ends)."""
     return PollingIntake(
         runtime.app.bot,
         runtime.inbox,
         runtime.breakers,
-        stored=runtime.worker.wake,
+        store=runtime.worker.store,
         poll_timeout_s=poll_timeout_s,
         delay_notice_s=runtime.engine.settings.delay_notice_s,
     )

@@ -46,7 +46,7 @@ def webhook_app(runtime: BotRuntime, secret: str) -> web.Application:
             await _park_junk(runtime, body)
             return web.Response(text="ok")
         try:
-            new = await runtime.inbox.store(
+            new = await runtime.worker.store(
                 [Received(int(item["update_id"]), lane_of(item), item)]
             )
         except Exception as error:
@@ -54,8 +54,7 @@ def webhook_app(runtime: BotRuntime, secret: str) -> web.Application:
             if store_of(error) is not None:
                 runtime.breakers.sql.failure(error)
             return web.Response(status=503, text="try again")
-        UPDATES_RECEIVED.inc(new)
-        runtime.worker.wake()
+        UPDATES_RECEIVED.inc(new)  # and claimed in the same transaction where a lane is free
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)

@@ -60,14 +60,36 @@ class Inbox:
         """Mark `done` finished, give back `release` (leased, left unprocessed), and lease up
         to `chats` chats (up to `run` updates each) to this worker, in one transaction: a
         chat's next update is claimable at once."""
+        _, claimed = await self.store_and_claim((), done, chats=chats, run=run, release=release)
+        return claimed
+
+    async def store_and_claim(
+        self,
+        updates: Sequence[Received],
+        done: Sequence[int],
+        *,
+        chats: int,
+        run: int = 16,
+        release: Sequence[int] = (),
+    ) -> tuple[int, list[Claimed]]:
+        """`store` and `finish_and_claim` in one transaction: the process that receives a
+        batch leases it (and whatever else is claimable) at once, and hands it to its lanes
+        without reading it back. The claim keeps every rule of `finish_and_claim` (a chat
+        whose older update waits or is leased elsewhere is not taken).
+
+        Returns:
+            How many of `updates` were new, and what this worker leased.
+        """
         now = utcnow()
-        async with self._stores.unit_of_work("inbox_claim") as uow:
+        op = "inbox_store_claim" if updates else "inbox_claim"
+        async with self._stores.unit_of_work(op) as uow:
+            new = await uow.inbox.add(updates, now=now) if updates else 0
             await uow.inbox.finish(done, status=DONE, now=now)
             if release:
                 await uow.inbox.release(owner=self.owner, update_ids=release)
             if chats <= 0:
-                return []
-            return await uow.inbox.claim(
+                return new, []
+            return new, await uow.inbox.claim(
                 owner=self.owner, now=now, lease_until=now + self.lease, chats=chats, run=run
             )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from telegram import Update
 from bot.ledger import UpdateLedger
 from bot.processing import UpdateProcessor
 from botapi_emulator import BotApiEmulator, SentMessage
+from engine.inbox import Received
 from engine.settings import Settings
 from tests.e2e.conftest import BotUnderTest, inbox_pending
 
@@ -143,9 +144,14 @@ async def test_inbox_store_and_claim_failing_for_a_moment_lose_nothing(
     bot = await make_bot(breaker_probe_s=0.1)
     assert bot.runtime is not None
     inbox = bot.runtime.inbox
-    store, claim = FailFirst(inbox.store, 2), FailFirst(inbox.finish_and_claim, 2)
-    monkeypatch.setattr(inbox, "store", store)
-    monkeypatch.setattr(inbox, "finish_and_claim", claim)
+    # The intake stores (and claims) through store_and_claim with updates, the worker's own
+    # rounds claim through it with none: the first two of each kind fail.
+    store, claim = FailFirst(inbox.store_and_claim, 2), FailFirst(inbox.store_and_claim, 2)
+
+    async def store_and_claim(updates: Sequence[Received], *args: Any, **kwargs: Any) -> Any:
+        return await (store if updates else claim)(updates, *args, **kwargs)
+
+    monkeypatch.setattr(inbox, "store_and_claim", store_and_claim)
     for user in (A, B):
         emulator.user_message(user, "/start")
         emulator.user_message(user, "/help")

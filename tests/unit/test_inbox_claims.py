@@ -161,6 +161,30 @@ async def test_finish_and_claim_marks_done_and_claims_the_chats_next_update_at_o
     assert await inbox.depth() == (0, None)
 
 
+async def test_store_and_claim_leases_a_new_batch_in_the_same_transaction(
+    stores: Stores, clock: Clock
+) -> None:
+    """The intake's path: the batch it stores is leased to it at once (raw JSON in hand),
+    except where order forbids: chat A waits behind its update retried later, and chat B's
+    head is leased to another worker."""
+    mine, other = Inbox(stores), Inbox(stores)
+    await mine.store([received(1, A), received(2, B)])
+    assert by_chat(await claim(mine, chats=1)) == {A: [1]}
+    await mine.retry_later(1, delay_s=10, count=False)
+    assert by_chat(await claim(other)) == {B: [2]}
+    new, leased = await mine.store_and_claim(
+        [received(3, A), received(4, B), received(5, C), received(5, C)], [], chats=8
+    )
+    assert new == 3
+    assert by_chat(leased) == {C: [5]}
+    assert [c.raw for c in leased] == [received(5, C).raw]
+    again, none = await mine.store_and_claim([received(5, C)], [5], chats=8)
+    assert (again, none) == (0, [])  # redelivered: not new; and nothing else is free
+    assert await mine.statuses([5]) == {5: DONE}
+    clock.advance(11)
+    assert by_chat((await mine.store_and_claim([], [], chats=8))[1]) == {A: [1, 3]}
+
+
 async def test_finished_updates_lose_their_raw_json_and_lease(
     stores: Stores, clock: Clock
 ) -> None:
