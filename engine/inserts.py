@@ -26,34 +26,40 @@ async def insert_batch(stores: Stores, batch: list[Pending], op: str) -> list[Ou
     A message saved before (same chat and message id) is returned as it is, not saved again.
     Each item's extra step (e.g. clearing the prompt it answers) runs in the same unit of work,
     whatever the item's outcome.
-    When a concurrent writer takes a message first, the batch is tried again (it then sees
-    that writer's memory).
+    The first attempt does not look for earlier saves of the batch's messages: the unique
+    index on (chat, message) refuses a second one at the flush, before any vector is written,
+    and the batch is tried again with that lookup (a redelivered message, or a concurrent
+    writer that took it first).
     """
     for attempt in range(INSERT_ATTEMPTS):
         try:
-            return await _insert_once(stores, batch, op)
+            return await _insert_once(stores, batch, op, look_up=attempt > 0)
         except AlreadyExists as error:
             if attempt == INSERT_ATTEMPTS - 1:
                 raise SqlWriteFailed(op, [], error) from error
     raise AssertionError("unreachable")
 
 
-async def _insert_once(stores: Stores, batch: list[Pending], op: str) -> list[Outcome]:
+async def _insert_once(
+    stores: Stores, batch: list[Pending], op: str, *, look_up: bool
+) -> list[Outcome]:
     now = utcnow()
     outcomes: list[Outcome | MemoryRow] = []
-    async with stores.reading() as repos:  # read before taking the write lock: held shorter
-        personal = [item.space_id for item, _, _ in batch if is_personal(item.space_id)]
-        known = await repos.users.existing_ids(personal)
-        by_source = await repos.memories.by_source(
-            [item.source for item, _, _ in batch if item.source is not None]
-        )  # a message saved meanwhile by another writer fails the insert: tried again
+    by_source: dict[tuple[int, int], MemoryRow] = {}
+    if look_up:
+        async with stores.reading() as repos:  # read before taking the write lock
+            by_source = await repos.memories.by_source(
+                [item.source for item, _, _ in batch if item.source is not None]
+            )  # a message saved meanwhile by another writer fails the insert: tried again
     async with stores.unit_of_work(op) as uow:
-        fresh: list[tuple[MemoryRow, Vector]] = []
-        for item, vector, also in batch:
+        for _, _, also in batch:
             if also is not None:
                 await also(uow)
-                if is_personal(item.space_id) and item.space_id not in known:
-                    known |= await uow.users.existing_ids([item.space_id])  # registered now?
+        personal = [item.space_id for item, _, _ in batch if is_personal(item.space_id)]
+        # After every `also`: a registration made there counts.
+        known = await uow.users.existing_ids(personal) if personal else set()
+        fresh: list[tuple[MemoryRow, Vector]] = []
+        for item, vector, _ in batch:
             existing = by_source.get(item.source) if item.source else None
             if is_personal(item.space_id) and item.space_id not in known:
                 outcomes.append(UnknownUser(item.space_id))

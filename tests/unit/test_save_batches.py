@@ -64,3 +64,29 @@ async def test_one_poison_save_fails_alone_and_the_batch_commits(
         await assert_agree(reopen_fake, user)
     assert (await snapshot(fake_engine, POISON)) == ({}, set())
     assert len((await snapshot(fake_engine, USERS[0]))[0]) == 1
+
+
+async def test_a_redelivered_message_in_a_batch_is_found_and_the_rest_is_saved(
+    fake_engine: MemoryEngine, reopen_fake: Reopen
+) -> None:
+    """The batch's first attempt does not look for earlier saves: the unique index refuses
+    the redelivered message at the flush, and the retry finds it (and its neighbours)."""
+    for user in USERS[:4]:
+        await fake_engine.users.register(user_id=user, username=f"u{user}")
+    first = await fake_engine.writes.save(
+        space_id=USERS[0], text="said once", chat_id=USERS[0], message_id=7
+    )
+    again, *others = await asyncio.gather(
+        fake_engine.writes.save(
+            space_id=USERS[0], text="said once", chat_id=USERS[0], message_id=7
+        ),
+        *(
+            fake_engine.writes.save(space_id=user, text=f"new {user}", chat_id=user, message_id=7)
+            for user in USERS[1:4]
+        ),
+    )
+    assert (again.created, again.memory.id) == (False, first.memory.id)
+    assert all(result.created for result in others)
+    for user in USERS[:4]:
+        await assert_agree(reopen_fake, user)
+        assert len((await snapshot(fake_engine, user))[0]) == 1
