@@ -414,6 +414,10 @@ def section(result: dict[str, Any], argv: list[str], saves: Phase) -> Section:
             r["counts_per_msg"] <= TARGET_COUNTS_PER_SAVE,
         ),
         Row("SQL statements per saved message", f"{r['statements_per_msg']}"),
+        Row(
+            "event-loop lag in the save burst, p50 / p95 (bucket bound)",
+            f"{r.get('loop_lag_p50_ms', '—')} / {r.get('loop_lag_p95_ms', '—')} ms",
+        ),
         Row("recalls/s", f"{r['recalls_per_s']}/s"),
         Row("recall latency p50", f"{r['recall_p50_ms']} ms"),
         Row("recall latency p95", f"{r['recall_p95_ms']} ms"),

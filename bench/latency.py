@@ -56,6 +56,7 @@ from bench.common import (
     spread,
 )
 from bench.engine import QUERIES, Floors, make_text, measure_floors, model_encoder
+from bench.observe import Snapshot
 
 TITLE = "Latency (bench/latency.py)"
 OPEN_FIRST_USER = 600_001
@@ -143,9 +144,15 @@ async def at(moment: float) -> None:
 
 # ---- a. open loop ----------------------------------------------------------------------------
 async def open_loop(
-    emulator: TimedEmulator, bot: asyncio.subprocess.Process, args: Any, rng: random.Random
+    emulator: TimedEmulator,
+    bot: asyncio.subprocess.Process,
+    args: Any,
+    rng: random.Random,
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
-    """`args.rate` messages/s for `args.duration` s, round robin over `args.users` users."""
+    """`args.rate` messages/s for `args.duration` s, round robin over `args.users` users;
+    with `metrics_port`, also the bot's CPU per message and its event loop's lag."""
+    before = await Snapshot.take(bot.pid, metrics_port)
     users = [OPEN_FIRST_USER + i for i in range(args.users)]
     count = round(args.rate * args.duration)
     traffic = Traffic()
@@ -164,6 +171,7 @@ async def open_loop(
     finished = await settle(
         emulator, bot, lambda: traffic.replies_in(emulator) >= count, last_sent + DRAIN_S
     )
+    spent = (await Snapshot.take(bot.pid, metrics_port)) - before
     await asyncio.sleep(0.2)  # a surplus reply would show up now
     traffic.match(emulator, {"save": is_saved, "recall": is_recall})
     first = min(s[0][0] for s in traffic.sent.values())
@@ -177,6 +185,7 @@ async def open_loop(
         "recalls": len(traffic.latencies_ms["recall"]),
         "surplus_replies": traffic.surplus,
         "unexpected_replies": len(traffic.unexpected),
+        **{k: v for k, v in spent.per(count).items() if not k.startswith("cpu_s_thread")},
     }
     if not finished:
         log(f"open loop: only {traffic.answered}/{count} answered {DRAIN_S:.0f}s after the end")
@@ -305,7 +314,7 @@ async def run(
         process = await bot.start()
         log(f"bot polling (pid {process.pid}); warming up")
         await warm_up(emulator, process, rng)
-        opened = await open_loop(emulator, process, args, rng)
+        opened = await open_loop(emulator, process, args, rng, bot.metrics_port)
         flood = await group_flood(emulator, process, args, rng)
         code = await bot.terminate()
     except BaseException:
@@ -383,6 +392,11 @@ def section(r: dict[str, Any], argv: list[str]) -> Section:
             o["p95_ms"] <= TARGET_P95_MS,
         ),
         Row("open loop: max", f"{o['max_ms']} ms"),
+        Row("open loop: bot CPU per message", f"{o.get('cpu_ms_per_msg', '—')} ms"),
+        Row(
+            "open loop: event-loop lag p50 / p95 (bucket bound)",
+            f"{o.get('loop_lag_p50_ms', '—')} / {o.get('loop_lag_p95_ms', '—')} ms",
+        ),
         Row(
             "open loop: answered",
             f"{o['answered']}/{o['sent']} (sent at {o['sent_per_s']}/s)",

@@ -22,7 +22,9 @@ COUNTERS = {
     "counts": 'memorybot_sql_statements_total{kind="count"}',
     "statements_other": 'memorybot_sql_statements_total{kind="other"}',
     "units_committed": 'memorybot_transactions_total{outcome="committed"}',
+    "lag_samples": "memorybot_event_loop_lag_seconds_count",
 }
+LAG_BUCKET = "memorybot_event_loop_lag_seconds_bucket"  # cumulative counts by le="..."
 
 
 def free_port() -> int:
@@ -73,7 +75,29 @@ async def scrape(port: int) -> dict[str, float]:
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         values[name] = float(value) if name and not line.startswith("#") else 0.0
-    return {key: values.get(metric, 0.0) for key, metric in COUNTERS.items()}
+    found = {key: values.get(metric, 0.0) for key, metric in COUNTERS.items()}
+    prefix = LAG_BUCKET + '{le="'
+    for metric, count in values.items():
+        if metric.startswith(prefix) and not metric.endswith('"+Inf"}'):
+            found[f"lag_le_{metric[len(prefix) : -2]}"] = count
+    return found
+
+
+def lag_quantile(counters: dict[str, float], q: float) -> float | None:
+    """The event loop's lag at quantile `q` over a phase, in ms, as the upper bound of its
+    histogram bucket (None without samples; inf when beyond the last bucket)."""
+    buckets = sorted(
+        (float(key.removeprefix("lag_le_")), count)
+        for key, count in counters.items()
+        if key.startswith("lag_le_")
+    )
+    total = counters.get("lag_samples", 0.0)
+    if not buckets or total <= 0:
+        return None
+    for bound, count in buckets:
+        if count >= q * total:
+            return round(bound * 1000, 1)
+    return float("inf")
 
 
 @dataclass
@@ -108,6 +132,10 @@ class Snapshot:
                 2,
             ),
         }
+        for name, q in (("loop_lag_p50_ms", 0.5), ("loop_lag_p95_ms", 0.95)):
+            lag = lag_quantile(self.counters, q)
+            if lag is not None:
+                figures[name] = lag
         busiest = sorted(self.threads.items(), key=lambda kv: -kv[1])[:6]
         figures |= {f"cpu_s_thread_{name}": round(sec, 2) for name, sec in busiest if sec > 0}
         return figures

@@ -21,6 +21,7 @@ from bot.context import BotApplication, services_of
 from bot.inbox_worker import InboxWorker
 from bot.intake import POLL_TIMEOUT_S, PollingIntake
 from bot.limiter import ChatRateLimiter
+from bot.loop_lag import probe_loop_lag
 from bot.ops_http import start_ops
 from bot.processing import UpdateProcessor
 from bot.reminder_delivery import reminder_sender
@@ -102,9 +103,11 @@ async def running_bot(
                 outbox=engine.reminders.outbox, send=reminder_sender(app.bot)
             )
             runtime.spawn("reminders", reminding.run)
+        lag_probe = asyncio.create_task(probe_loop_lag(), name="loop-lag")  # ends below
         try:
             yield runtime
         finally:
+            lag_probe.cancel()
             if ops is not None:
                 await ops.cleanup()
             worker.stop()

@@ -17,6 +17,7 @@ from engine.breaker import Breakers
 from engine.clock import utcnow
 from engine.stores import Stores
 from storage.metrics import (
+    LOOP_LAG_SECONDS,
     REGISTRY,
     SEND_BUDGET,
     STATE,
@@ -30,6 +31,7 @@ from storage.metrics import (
 )
 
 __all__ = [
+    "LOOP_LAG_SECONDS",
     "REGISTRY",
     "SEND_BUDGET",
     "UPDATES_PARKED",

@@ -54,6 +54,12 @@ UPDATE_SECONDS = Histogram(
     "Time to run one update through the handlers (each attempt).",
     registry=REGISTRY,
 )
+LOOP_LAG_SECONDS = Histogram(
+    "memorybot_event_loop_lag_seconds",
+    "How late the event loop woke a timer due every 0.1 s (work that holds the loop).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
 ENCODE_SECONDS = Histogram(
     "memorybot_encode_seconds", "Time to encode one batch of texts.", registry=REGISTRY
 )
