@@ -38,6 +38,7 @@ from bot.logsafe import log_failure
 from bot.menus import menus_of
 from bot.migration import chat_migrated, follow_in_background
 from bot.services import KEY, BotServices
+from bot.telegram_http import AiohttpRequest
 from engine.app import MemoryEngine
 from engine.settings import Settings
 
@@ -111,6 +112,8 @@ def build_application(
         .base_url(api)
         .base_file_url(file_url_for(api))
         .rate_limiter(limiter)
+        .request(AiohttpRequest())  # bot/telegram_http.py says why not httpx
+        .get_updates_request(AiohttpRequest(pool_size=1))
         .updater(None)
         .job_queue(None)  # jobs run in APScheduler under the leader lock (jobs/)
         .build()

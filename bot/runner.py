@@ -27,6 +27,7 @@ from bot.processing import UpdateProcessor
 from bot.reminder_delivery import reminder_sender
 from bot.replies import esc, preview
 from bot.supervise import supervised
+from bot.telegram_http import AiohttpRequest
 from engine.app import MemoryEngine, open_engine
 from engine.breaker import Breakers
 from engine.inbox import Inbox
@@ -94,7 +95,12 @@ async def running_bot(
         if background:
             scheduler.start()
             api = base_url or settings.telegram_api_base_url
-            sender = Bot(app.bot.token, base_url=api, base_file_url=file_url_for(api))
+            sender = Bot(
+                app.bot.token,
+                base_url=api,
+                base_file_url=file_url_for(api),
+                request=AiohttpRequest(),
+            )
             await sender.initialize()
             delivery = broadcast_worker(app, engine, sender)
             services_of(app.bot_data).wake_broadcasts = delivery.wake
