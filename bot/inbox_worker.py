@@ -3,7 +3,7 @@
 The worker leases runs of chats from the inbox and gives each chat a lane (a task). A lane
 processes its updates one by one under a deadline; done updates are marked in the same
 transaction as the next claim. The intake stores each batch through `store`, which claims in
-the same transaction: a new update reaches its lane without being read back. A store outage
+the same transaction: a new update reaches its lane with no claim of its own. A store outage
 (see `engine.breaker`) pauses everything: the update goes back to the inbox uncounted, and
 chats waiting longer than a few seconds get one notice. A failure while the stores are
 healthy is retried with backoff, then parked.
@@ -83,8 +83,8 @@ class InboxWorker:
 
     async def store(self, updates: Sequence[Received]) -> int:
         """Store a received batch (intake) and, in the same transaction, mark what is done and
-        claim chats for the free lanes: new updates go to their lanes from memory, with no
-        wake-up and no claim transaction of their own. Raises what the store raised (the
+        claim chats for the free lanes: new updates go to their lanes with no wake-up and no
+        claim transaction of their own. Raises what the store raised (the
         intake keeps the batch and tries again); returns how many updates were new."""
         return await self._round(updates)
 

@@ -40,7 +40,7 @@ class PollingIntake:
     """getUpdates long polling into the inbox; `stored` is called after each stored batch.
 
     `store` writes a batch (default: the inbox's own); the runner passes the worker's, which
-    claims in the same transaction and hands the new updates to lanes from memory.
+    claims in the same transaction and starts the lanes of what it leased.
     """
 
     def __init__(

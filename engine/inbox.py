@@ -74,8 +74,9 @@ class Inbox:
     ) -> tuple[int, list[Claimed]]:
         """`store` and `finish_and_claim` in one transaction: the process that receives a
         batch leases it (and whatever else is claimable) at once, and hands it to its lanes
-        without reading it back. The claim keeps every rule of `finish_and_claim` (a chat
-        whose older update waits or is leased elsewhere is not taken).
+        with no claim transaction of its own. The claim keeps every rule of
+        `finish_and_claim` (a chat whose older update waits or is leased elsewhere is not
+        taken).
 
         Returns:
             How many of `updates` were new, and what this worker leased.
