@@ -50,6 +50,7 @@ class InboxWorker:
         self._lanes: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._running = False  # `run` is looping: only then do lanes start (see `_drain`)
         self.runner = LaneRunner(
             processor,
             inbox,
@@ -74,11 +75,13 @@ class InboxWorker:
 
     async def run(self) -> None:
         """Claim and process until stopped; raises on an unexpected error (supervised)."""
+        self._running = True
         try:
             while not self._stopping.is_set():
                 await self._claim_round()
                 await self._idle()
         finally:
+            self._running = False  # the intake only stores until `run` is back
             await self._drain()
 
     async def store(self, updates: Sequence[Received]) -> int:
@@ -99,8 +102,10 @@ class InboxWorker:
 
     async def _round(self, updates: Sequence[Received]) -> int:
         """One inbox transaction: store `updates`, finish, give back, claim; then start the
-        lanes of what was claimed (nothing is claimed while a breaker is open or stopping)."""
-        paused = bool(self.breakers.open) or self._stopping.is_set()
+        lanes of what was claimed. Nothing is claimed while a breaker is open, or while `run`
+        is not looping (before it starts, and while it drains after a stop or a crash: the
+        drain gives back every lease this worker holds, so no lane may start meanwhile)."""
+        paused = bool(self.breakers.open) or self._stopping.is_set() or not self._running
         free = 0 if paused else self.settings.inbox_parallel_chats - len(self._lanes)
         runner = self.runner
         done, runner.done = runner.done, []
