@@ -56,7 +56,7 @@ def webhook_app(runtime: BotRuntime, secret: str) -> web.Application:
             return web.Response(status=503, text="try again")
         UPDATES_RECEIVED.inc(new)
         # One update per POST: the worker claims for many at once after a wake (a claim with
-        # each POST made two workers slower than one in bench/scale_out.py).
+        # each POST would run the claim query once per update).
         runtime.worker.wake()
         return web.Response(text="ok")
 
