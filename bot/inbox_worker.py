@@ -84,27 +84,23 @@ class InboxWorker:
             self._running = False  # the intake only stores until `run` is back
             await self._drain()
 
-    async def store(self, updates: Sequence[Received]) -> int:
-        """Store a received batch (intake) and, in the same transaction, mark what is done and
-        claim chats for the free lanes: new updates go to their lanes with no wake-up and no
-        claim transaction of their own. Raises what the store raised (the
-        intake keeps the batch and tries again); returns how many updates were new."""
-        return await self._round(updates)
-
     async def _claim_round(self) -> None:
         if self.breakers.open:
             await self._notify_waiting()
             return
         try:
-            await self._round(())
+            await self.store(())
         except Exception as error:
             self.runner.store_failed(error, "claim")
 
-    async def _round(self, updates: Sequence[Received]) -> int:
-        """One inbox transaction: store `updates`, finish, give back, claim; then start the
-        lanes of what was claimed. Nothing is claimed while a breaker is open, or while `run`
-        is not looping (before it starts, and while it drains after a stop or a crash: the
-        drain gives back every lease this worker holds, so no lane may start meanwhile)."""
+    async def store(self, updates: Sequence[Received]) -> int:
+        """One inbox transaction: store `updates` (the intake's batch, or none), finish, give
+        back, claim; then start the lanes of what was claimed, and return how many updates
+        were new. Raises what the store raised (the intake keeps its batch and tries again).
+
+        Nothing is claimed while a breaker is open, or while `run` is not looping (before it
+        starts, and while it drains after a stop or a crash: the drain gives back every lease
+        this worker holds, so no lane may start meanwhile)."""
         paused = bool(self.breakers.open) or self._stopping.is_set() or not self._running
         free = 0 if paused else self.settings.inbox_parallel_chats - len(self._lanes)
         runner = self.runner

@@ -37,7 +37,7 @@ POLL_TIMEOUT_S = 10
 
 
 class PollingIntake:
-    """getUpdates long polling into the inbox; `stored` is called after each stored batch.
+    """getUpdates long polling into the inbox.
 
     `store` writes a batch (default: the inbox's own); the runner passes the worker's, which
     claims in the same transaction and starts the lanes of what it leased.
@@ -50,7 +50,6 @@ class PollingIntake:
         breakers: Breakers,
         *,
         store: Callable[[Sequence[Received]], Awaitable[int]] | None = None,
-        stored: Callable[[], None] = lambda: None,
         poll_timeout_s: int = POLL_TIMEOUT_S,
         delay_notice_s: float = 5.0,
     ) -> None:
@@ -58,7 +57,6 @@ class PollingIntake:
         self.inbox = inbox
         self.breakers = breakers
         self.store = inbox.store if store is None else store  # the worker's claims too
-        self.stored = stored
         self.poll_timeout_s = poll_timeout_s
         self.delay_notice_s = delay_notice_s
         self.stopping = asyncio.Event()
@@ -112,7 +110,6 @@ class PollingIntake:
             await self._pause(min(5.0, 0.2 * 2**failures))
             if self.stopping.is_set():
                 return False
-        self.stored()
         return True
 
     async def _tell_waiting(self, raw: list[dict[str, Any]], told: set[int]) -> None:
