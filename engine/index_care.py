@@ -17,6 +17,7 @@ from engine.consistency import (
     still_without_row,
 )
 from engine.index_model import MODEL_KEY, ModelStatus, recorded_model
+from engine.index_shards import SHARDS_KEY, recorded_shards, shards_record
 from engine.memory import vector_record
 from engine.model_follow import follow_model
 from engine.stores import GENERATION_KEY, Stores
@@ -152,6 +153,8 @@ class IndexCare:
         async with self._stores.reading() as repos:
             ids = [row[0] for row in await repos.memories.index(space_id=None)]
         previous, target = vectors.generation, vectors.generation + 1
+        shards = self._stores.settings.chroma_shards  # a new generation takes CHROMA_SHARDS
+        vectors.set_shards(target, shards)
         await vectors.drop_generation(target)  # leftovers of an interrupted reindex
         size = self._stores.settings.bulk_chunk_size
         for start in range(0, len(ids), size):
@@ -164,6 +167,7 @@ class IndexCare:
                 progress(len(rows))
         async with self._stores.unit_of_work("reindex_switch") as uow:
             await uow.kv.set(GENERATION_KEY, str(target))
+            await uow.kv.set(SHARDS_KEY, shards_record(target, shards))
             if self._stores.model is not None:  # the model that built it, recorded with it
                 await uow.kv.set(MODEL_KEY, self._stores.model.record(target))
         await vectors.switch_generation(target)
@@ -209,6 +213,9 @@ class IndexCare:
             return False
         async with self._stores.reading() as repos:
             recorded = await recorded_model(repos.kv, generation)
+            shards = await recorded_shards(repos.kv, generation)
+        settings = self._stores.settings
+        self._stores.vectors.set_shards(generation, shards or settings.chroma_shards)
         if await follow_model(self._stores, recorded):  # rebuilt with another backend: the
             await settle_writes(self._stores)  # old one's vectors end in the old generation
         await self._stores.vectors.switch_generation(generation)

@@ -20,6 +20,7 @@ from engine.index_model import (
     model_identity,
     recorded_model,
 )
+from engine.index_shards import adopt_shards, shards_to_open, warn_if_unapplied
 from engine.settings import Settings
 from engine.uow import UnitOfWork
 from engine.vector_index import VectorIndex
@@ -142,14 +143,16 @@ async def open_stores(
     if upgrade:
         await migrate.upgrade(db.write_engine)
     generation = await _recorded_generation(db)
+    shards, recorded = await shards_to_open(db, settings, generation)
     if vectors is None:
         vectors = ChromaIndex.open(
             path=settings.chroma_path,
             url=settings.chroma_url,
             base=settings.chroma_collection,
-            shards=settings.chroma_shards,
+            shards=shards,
             generation=generation,
         )
+    vectors.set_shards(generation, shards)
     auto_backend = settings.embedding_backend == "auto"
     settings = await _settle_backend(settings, db, vectors, generation, rebuild=rebuild)
     stores = Stores(
@@ -161,6 +164,9 @@ async def open_stores(
         model or model_identity(settings),
         auto_backend,
     )
+    if upgrade and not recorded:
+        shards = await adopt_shards(stores, generation, shards)
+    warn_if_unapplied(settings, generation, shards)
     try:
         await _settle_model(stores, refuse=model_check, adopt=upgrade)
     except IndexModelMismatch:

@@ -64,6 +64,11 @@ class VectorIndex(Protocol):
         """Make `generation` current; the previous one keeps its vectors until dropped."""
         ...
 
+    def set_shards(self, generation: int, shards: int) -> None:
+        """Spread `generation` over `shards` collections (before its first write, or before
+        switching to it); a generation never set keeps the count the index was opened with."""
+        ...
+
     def close(self) -> None:
         """Release clients and worker threads without blocking the event loop."""
         ...

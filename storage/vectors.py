@@ -44,14 +44,15 @@ class ChromaIndex:
     """The vector side of every memory, spread over `shards` collections by space id.
 
     Sharding keeps each space's filtered search small (Chroma scans the filter's candidates).
-    Each generation has its own set of collections; the index owns the current one, and
+    Each generation has its own set of collections and its own shard count (`set_shards`;
+    `shards` for the generation it is opened at); the index owns the current one, and
     `reindex` builds the next beside it and then asks the index to switch.
     """
 
     def __init__(self, client: Any, *, base: str, shards: int, generation: int = 1) -> None:
         self._client = client
         self.base = base
-        self.shards = shards
+        self._shards = {generation: shards}  # generation -> its shard count
         self._generation = generation
         self._collections: dict[tuple[int, int], Any] = {}  # (generation, shard) -> collection
         # same key -> (when, count, writes seen): a count taken while a write ran is not reused
@@ -87,13 +88,30 @@ class ChromaIndex:
         """The current generation: the one every call without `generation=` uses."""
         return self._generation
 
-    def shard_of(self, space_id: int) -> int:
-        """The shard holding `space_id`'s vectors."""
-        return space_id % self.shards
+    @property
+    def shards(self) -> int:
+        """How many collections the current generation is spread over."""
+        return self.shards_of(self._generation)
+
+    def shards_of(self, generation: int) -> int:
+        """How many collections `generation` is spread over (set, or the opening count)."""
+        return self._shards.get(generation) or next(iter(self._shards.values()))
+
+    def set_shards(self, generation: int, shards: int) -> None:
+        """Spread `generation` over `shards` collections: before its first write, or before
+        switching to a generation another process built with that count."""
+        self._shards[generation] = shards
+
+    def shard_of(self, space_id: int, generation: int | None = None) -> int:
+        """The shard holding `space_id`'s vectors in `generation` (default: the current one)."""
+        return space_id % self.shards_of(self._gen(generation))
 
     def collection_name(self, shard: int, generation: int | None = None) -> str:
         """The Chroma collection of `shard` in `generation` (default: the current one)."""
-        return f"{self.base}-g{self._gen(generation)}-s{shard:03d}"
+        return f"{self._prefix(self._gen(generation))}{shard:03d}"
+
+    def _prefix(self, generation: int) -> str:
+        return f"{self.base}-g{generation}-s"
 
     def _gen(self, generation: int | None) -> int:
         return self._generation if generation is None else generation
@@ -122,7 +140,7 @@ class ChromaIndex:
         """(shard, its collection, up to CALL_CHUNK items) for every shard the spaces use."""
         grouped: dict[int, list[T]] = {}
         for item in items:
-            grouped.setdefault(self.shard_of(user_of(item)), []).append(item)
+            grouped.setdefault(self.shard_of(user_of(item), generation), []).append(item)
         for shard, group in grouped.items():
             for i in range(0, len(group), CALL_CHUNK):
                 yield shard, self._collection(shard, generation), group[i : i + CALL_CHUNK]
@@ -193,7 +211,7 @@ class ChromaIndex:
     def _query_sync(
         self, space_id: int, embedding: Vector, k: int, space_count: int, generation: int
     ) -> list[tuple[str, float]]:
-        shard = self.shard_of(space_id)
+        shard = self.shard_of(space_id, generation)
         collection = self._collection(shard, generation)
         shard_count = self._shard_count(shard, generation, at_least=max(space_count, 1))
         if shard_count == 0 or space_count == 0 or k <= 0:
@@ -235,7 +253,8 @@ class ChromaIndex:
         return [VectorHit(id=id_, similarity=1.0 - dist) for id_, dist in pairs]
 
     def _scan_sync(self, space_id: int | None, generation: int) -> list[VectorMeta]:
-        shards = range(self.shards) if space_id is None else [self.shard_of(space_id)]
+        every = range(self.shards_of(generation))
+        shards = every if space_id is None else [self.shard_of(space_id, generation)]
         where = None if space_id is None else {"space_id": space_id}
         found: list[VectorMeta] = []
         for shard in shards:
@@ -257,19 +276,34 @@ class ChromaIndex:
         return await self._run(self._scan_sync, space_id, self._generation)
 
     def _count_sync(self, generation: int) -> int:
-        return sum(int(self._collection(s, generation).count()) for s in range(self.shards))
+        every = range(self.shards_of(generation))
+        return sum(int(self._collection(s, generation).count()) for s in every)
 
     async def count(self) -> int:
         """How many vectors the current generation holds."""
         return await self._run(self._count_sync, self._generation)
 
     def _drop_sync(self, generation: int) -> None:
-        for shard in range(self.shards):
-            self._collections.pop((generation, shard), None)
-            self._counts.pop((generation, shard), None)
-            self._writes[(generation, shard)] += 1
-            with contextlib.suppress(NotFoundError):  # never written, or already dropped
-                self._client.delete_collection(self.collection_name(shard, generation))
+        for key in [key for key in self._collections if key[0] == generation]:
+            self._collections.pop(key, None)
+            self._counts.pop(key, None)
+            self._writes[key] += 1
+        # by name: leftovers of an interrupted reindex may have another shard count
+        prefix = self._prefix(generation)
+        for name in self._names():
+            if name.startswith(prefix) and name.removeprefix(prefix).isdigit():
+                self._writes[(generation, int(name.removeprefix(prefix)))] += 1
+                with contextlib.suppress(NotFoundError):  # dropped meanwhile
+                    self._client.delete_collection(name)
+
+    def _names(self) -> list[str]:
+        """Every collection's name in the store (Chroma pages its list)."""
+        names: list[str] = []
+        while True:
+            page = self._client.list_collections(limit=SCAN_PAGE, offset=len(names))
+            names.extend(getattr(c, "name", c) for c in page)
+            if len(page) < SCAN_PAGE:
+                return names
 
     async def drop_generation(self, generation: int) -> None:
         """Delete every vector of `generation` (a no-op when it holds none)."""

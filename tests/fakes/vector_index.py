@@ -21,7 +21,7 @@ class InMemoryVectorIndex:
     """
 
     def __init__(self, *, shards: int = 4, generation: int = 1) -> None:
-        self.shards = shards
+        self._shards = {generation: shards}  # generation -> its shard count
         self.calls: list[tuple[str, list[str]]] = []
         self.fail_next: set[str] = set()
         self.fail_after_apply = False
@@ -39,16 +39,29 @@ class InMemoryVectorIndex:
         """A snapshot of the current generation, id -> record."""
         return {record.id: record for record, _ in self._current.values()}
 
-    def shard_of(self, space_id: int) -> int:
-        """The shard holding `space_id`'s vectors."""
-        return space_id % self.shards
+    @property
+    def shards(self) -> int:
+        """How many shards the current generation is spread over."""
+        return self.shards_of(self._generation)
+
+    def shards_of(self, generation: int) -> int:
+        """How many shards `generation` is spread over (set, or the opening count)."""
+        return self._shards.get(generation) or next(iter(self._shards.values()))
+
+    def set_shards(self, generation: int, shards: int) -> None:
+        """Spread `generation` over `shards` shards."""
+        self._shards[generation] = shards
+
+    def shard_of(self, space_id: int, generation: int | None = None) -> int:
+        """The shard holding `space_id`'s vectors in `generation` (default: the current one)."""
+        return space_id % self.shards_of(self._generation if generation is None else generation)
 
     @property
     def _current(self) -> dict[Slot, tuple[VectorRecord, int]]:
         return self._data.setdefault(self._generation, {})
 
-    def _slot(self, ref: VectorRef) -> Slot:
-        return self.shard_of(ref.space_id), ref.id
+    def _slot(self, ref: VectorRef, generation: int | None = None) -> Slot:
+        return self.shard_of(ref.space_id, generation), ref.id
 
     def _call(self, method: str, ids: list[str] | None = None) -> bool:
         """Record the call; raise now, or return True when it must raise after applying."""
@@ -72,7 +85,8 @@ class InMemoryVectorIndex:
     ) -> None:
         """Add or replace `records` (idempotent) in `generation` (default: the current one)."""
         fail_after = self._call("upsert", [r.id for r in records])
-        target = self._data.setdefault(self._generation if generation is None else generation, {})
+        generation = self._generation if generation is None else generation
+        target = self._data.setdefault(generation, {})
         written_at = int(time.time())
         for r in records:
             stored = VectorRecord(
@@ -83,7 +97,7 @@ class InMemoryVectorIndex:
                 r.digest,
                 r.tags,
             )
-            target[self._slot(r.ref)] = (stored, written_at)
+            target[self._slot(r.ref, generation)] = (stored, written_at)
         self._done("upsert", fail_after)
 
     async def delete(self, refs: Sequence[VectorRef]) -> None:
