@@ -26,6 +26,10 @@ COUNT_TTL_S = 30.0
 # A space holding at least this share of a shard is searched without a metadata filter and
 # post-filtered: Chroma's filtered HNSW search is slow when the filter is not selective.
 DENSE_SHARE = 0.25
+# A space this small is searched exactly: its vectors fetched by the filter and compared here.
+# Chroma's filtered HNSW search costs ~3-7x more for it, whatever the shard's size (measured:
+# 25 vectors of a 22,000 shard 2.8 vs 18.7 ms; of 5,500: 1.7 vs 6.9 ms; even at ~250).
+EXACT_MAX = 200
 
 
 def _meta(id_: str, raw: Any) -> VectorMeta:
@@ -38,6 +42,17 @@ def _meta(id_: str, raw: Any) -> VectorMeta:
         written_at=int(raw.get("written_at", 0)),
         tags=tuple(str(tag) for tag in raw.get("tags") or ()),
     )
+
+
+def _exact(got: Any, embedding: Vector, k: int) -> list[tuple[str, float]]:
+    """The `k` nearest of the fetched vectors, by exact cosine distance, nearest first."""
+    if not got["ids"]:
+        return []
+    stored = np.asarray(got["embeddings"], dtype=np.float32)
+    norms = np.linalg.norm(stored, axis=1) * float(np.linalg.norm(embedding))
+    distances = 1.0 - (stored @ embedding) / np.where(norms == 0, 1.0, norms)
+    order = np.argsort(distances, kind="stable")[:k]
+    return [(str(got["ids"][i]), float(distances[i])) for i in order]
 
 
 class ChromaIndex:
@@ -232,6 +247,10 @@ class ChromaIndex:
             ]
             if len(hits) >= min(k, space_count):
                 return hits[:k]
+        if space_count <= EXACT_MAX:
+            return _exact(
+                collection.get(where={"space_id": space_id}, include=["embeddings"]), embedding, k
+            )
         got = collection.query(
             query_embeddings=embedding[None, :],
             n_results=min(k, shard_count),

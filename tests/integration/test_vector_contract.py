@@ -276,3 +276,23 @@ def test_a_count_taken_while_a_write_ran_is_not_reused(tmp_path: Path) -> None:
         assert index._shard_count(key[1], key[0]) == 7, "the racing count was reused"
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("exact_max", [0, 200], ids=["filtered", "exact"])
+async def test_both_plans_for_a_small_space_keep_to_it_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exact_max: int
+) -> None:
+    """A space too small for the unfiltered plan is searched by Chroma's filter (larger
+    spaces) or exactly, over the vectors the filter fetches (small ones): the same answer."""
+    monkeypatch.setattr(storage.vectors, "EXACT_MAX", exact_max)
+    index = ChromaIndex.open(path=tmp_path / "chroma", url=None, base="plans", shards=SHARDS)
+    try:
+        mine = [rec(f"mine{i:02d}", 1, toward(0.05 * i, 1 + i % 7)) for i in range(12)]
+        crowd = [rec(f"five{i:02d}", 5, toward(0.99, 2 + i % 5)) for i in range(60)]
+        await index.upsert(mine + crowd)  # space 1: 12 of shard 1's 72 vectors
+        hits = await index.query(space_id=1, embedding=QUERY, k=3, space_count=12)
+        assert [hit.id for hit in hits] == ["mine11", "mine10", "mine09"]
+        assert hits[0].similarity == pytest.approx(0.55, abs=1e-4)
+        assert await top(index, 9, k=10, space_count=1) == []  # shard 1, but owns nothing
+    finally:
+        index.close()
