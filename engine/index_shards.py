@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from engine.stores import Stores
 
 SHARDS_KEY = "vector_shards"
-LEGACY_SHARDS = 16  # CHROMA_SHARDS's default until the count was recorded
+LEGACY_SHARDS = 16  # CHROMA_SHARDS's default until the count was recorded (now 4)
 
 log = logging.getLogger(__name__)
 

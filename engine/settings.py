@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     chroma_path: Path = Path("./data/chroma")
     chroma_url: str | None = None
     chroma_collection: str = "memories"
-    chroma_shards: int = Field(default=16, ge=1, le=1024)
+    chroma_shards: int = Field(default=4, ge=1, le=1024)  # for new indexes (index_shards)
     embedding_model: str = "all-MiniLM-L6-v2"
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
     embed_batch_wait_ms: float = Field(default=1.0, ge=0, le=100)

@@ -20,7 +20,7 @@ from engine.schedule import Schedule
 from tests.unit.fault_kit import EXPECTED, WRITE_STEPS
 
 OLD = -480_001
-SHARDS = 16  # the settings' default CHROMA_SHARDS
+SHARDS = 16  # a multiple of every CHROMA_SHARDS the tests use (4)
 OTHER_SHARD = -1_000_000_480_003  # % 16 differs from OLD % 16
 SAME_SHARD = OTHER_SHARD - ((OTHER_SHARD - OLD) % SHARDS)  # == OLD % 16
 NEIGHBOUR = -480_002

@@ -52,7 +52,7 @@ def test_defaults_need_no_environment() -> None:
     assert settings.chroma_path == Path("./data/chroma")
     assert settings.chroma_url is None
     assert settings.chroma_collection == "memories"
-    assert settings.chroma_shards == 16
+    assert settings.chroma_shards == 4
     assert settings.admin_user_ids == ()
     assert settings.max_memory_chars == 4000
     assert settings.recall_top_k == 5
