@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import uvloop
 from pydantic import ValidationError
 
 from bot.logformat import LogFormat, make_formatter
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop EVENT_LOOP names: asyncio's own (None: the default) or uvloop's."""
+    return uvloop.new_event_loop if name == "uvloop" else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memorybot` console script."""
     args = build_parser().parse_args(argv)
@@ -114,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     handler: Command = args.handler
     try:
-        return asyncio.run(handler(settings, args))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            return runner.run(handler(settings, args))
     except IndexModelMismatch as error:  # one line for the operator, no traceback
         print(f"memorybot: {error}", file=sys.stderr)
         return 2

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     quota_max_memories: int = Field(default=10_000, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # measured both ways (benchmarks.md)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     webhook_url: str | None = None
