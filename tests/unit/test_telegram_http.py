@@ -29,6 +29,7 @@ async def server() -> AsyncIterator[TestServer]:
             else value
             for name, value in form.items()
         }
+        fields["_type"] = request.content_type
         return web.json_response({"ok": True, "result": fields})
 
     async def slow(_request: web.Request) -> web.Response:
@@ -66,7 +67,11 @@ async def test_form_fields_go_as_ptb_sends_them(
     )
     status, body = await request_.do_request(str(server.make_url("/echo")), "POST", data)
     assert status == 200
-    assert json.loads(body)["result"] == {"chat_id": "5", "text": "héllo & co"}
+    assert json.loads(body)["result"] == {
+        "chat_id": "5",
+        "text": "héllo & co",
+        "_type": "application/x-www-form-urlencoded",
+    }
 
 
 async def test_a_file_goes_as_multipart(server: TestServer, request_: AiohttpRequest) -> None:
@@ -77,7 +82,7 @@ async def test_a_file_goes_as_multipart(server: TestServer, request_: AiohttpReq
     assert data.contains_files
     _, body = await request_.do_request(str(server.make_url("/echo")), "POST", data)
     result = json.loads(body)["result"]
-    assert result["chat_id"] == "5"
+    assert (result["chat_id"], result["_type"]) == ("5", "multipart/form-data")
     assert ["notes.md", "# my notes\n"] in result.values()
 
 
@@ -95,4 +100,4 @@ async def test_ptb_decodes_the_answers_through_it(server: TestServer) -> None:
     bot = Bot("1:x", base_url=str(server.make_url("/bot")), request=AiohttpRequest())
     async with bot:  # initialize / shutdown through PTB
         result = await bot.do_api_request("echo", api_kwargs={"a": 1})
-    assert result == {"a": "1"}
+    assert result == {"a": "1", "_type": "application/x-www-form-urlencoded"}
