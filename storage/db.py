@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-SQLITE_READ_POOL = 48  # readers run in parallel (chats in parallel): keep their threads
+SQLITE_READ_POOL = 96  # kept open: a burst from 50 chats reads up to two at a time each
 WriteSessions = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 
 
