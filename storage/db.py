@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-SQLITE_READ_POOL = 96  # kept open: a burst from 50 chats reads up to two at a time each
+SQLITE_READ_POOL = 128  # kept open: each of up to 64 lanes (INBOX_PARALLEL_CHATS) reads up
+# to two at a time, and a connection opened beyond the pool (an aiosqlite thread) is closed again
 WriteSessions = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
 
 
