@@ -1,12 +1,12 @@
 """How the shard count trades Chroma's write calls against its filtered reads (issue 32).
 
 An embedded Chroma index of 22,000 random unit vectors (800 spaces of 25, one space of 2,000)
-is built with each shard count in turn, then, through `storage.vectors.ChromaIndex` as the
-bot uses it: a light recall (a space of 25: searched exactly) and a heavy one (2,000), each
-200 times, and a save batch of 20 vectors from 20 spaces upserted 40 times (one call per
-shard touched, as a group commit does). Then, in one 22,000-vector collection, both plans for
-a small space: Chroma's filtered HNSW search against the exact plan (the space's vectors
-fetched by the same filter and ranked in numpy).
+is built with each shard count in turn, then used through `storage.vectors.ChromaIndex` as
+the bot uses it: a light space's vector query (25 vectors: searched exactly) and a heavy
+space's (2,000), each 200 times, and a save batch of 20 vectors from 20 spaces upserted 40
+times (one call per shard touched, as a group commit does). Then, in one 22,000-vector
+collection, both plans for a small space: Chroma's filtered HNSW search against the exact
+plan (the space's vectors fetched by the same filter and ranked in numpy).
 
     python -m bench.shards [--quick] [--out docs/benchmarks.md]
 """
